@@ -1,0 +1,212 @@
+"""``feedlab``: start, stop, inspect and seed the lab's stack.
+
+    feedlab up [--profile embedded|compose] [--foreground]
+    feedlab down
+    feedlab status
+    feedlab seed --size tiny|small|medium|large
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from labcore.client import RuntimeInfo
+from labcore.errors import LabError
+from labcore.settings import Settings
+
+COMPOSE_FILE = Path("compose/docker-compose.yml")
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _health(api_url: str) -> dict | None:
+    try:
+        response = httpx.get(f"{api_url}/health", timeout=2.0)
+        return response.json() if response.status_code == 200 else None
+    except httpx.HTTPError:
+        return None
+
+
+def _running(settings: Settings) -> RuntimeInfo | None:
+    try:
+        info = RuntimeInfo.read(settings.runtime_file)
+    except LabError:
+        return None
+    if info.profile == "embedded" and not _alive(info.pid):
+        settings.runtime_file.unlink(missing_ok=True)  # left behind by a killed runtime
+        return None
+    return info
+
+
+# --- commands -------------------------------------------------------------------------------------
+def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    if args.profile == "compose":
+        return _compose_up()
+    info = _running(settings)
+    if info is not None:
+        print(f"already running (pid {info.pid}): api {info.api_url}")
+        return 0
+    if args.foreground:
+        from labcore.runtime import Runtime
+
+        Runtime(settings).start().serve_forever()
+        return 0
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = settings.data_dir / "runtime.log"
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "labcore.runtime"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # survives the shell that ran `feedlab up`
+        )
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            print(f"the runtime exited with {process.returncode}; see {log_path}", file=sys.stderr)
+            return 1
+        info = _running(settings)
+        if info is not None and info.pid == process.pid and _health(info.api_url):
+            print(f"feed lab is up (pid {info.pid})")
+            print(f"  api      {info.api_url}   (docs: {info.api_url}/docs)")
+            print(f"  redis    {info.redis_url}")
+            print(f"  sql      {info.sql_url}")
+            print(f"  logs     {log_path}")
+            return 0
+        time.sleep(0.2)
+    process.terminate()
+    print(f"the runtime did not become healthy in {args.timeout}s; see {log_path}", file=sys.stderr)
+    return 1
+
+
+def _compose_up() -> int:
+    docker = shutil.which("docker")
+    if docker is None:
+        print("the compose profile needs Docker: `docker` is not on PATH", file=sys.stderr)
+        return 2
+    probe = subprocess.run([docker, "info"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        print(
+            "the compose profile needs a running Docker engine, and none answers here:\n"
+            f"  {probe.stderr.strip().splitlines()[-1] if probe.stderr.strip() else 'docker info failed'}\n"
+            "use the embedded profile (`feedlab up`) or start Docker.",
+            file=sys.stderr,
+        )
+        return 2
+    if not COMPOSE_FILE.exists():
+        print(f"{COMPOSE_FILE} not found: run from the repository root", file=sys.stderr)
+        return 2
+    return subprocess.run([docker, "compose", "-f", str(COMPOSE_FILE), "up", "-d", "--wait"]).returncode
+
+
+def cmd_down(_args: argparse.Namespace, settings: Settings) -> int:
+    info = _running(settings)
+    if info is None:
+        print("not running")
+        return 0
+    os.kill(info.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while _alive(info.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _alive(info.pid):
+        print(f"pid {info.pid} did not stop in 30s; killing it", file=sys.stderr)
+        os.kill(info.pid, signal.SIGKILL)
+    settings.runtime_file.unlink(missing_ok=True)
+    print("stopped")
+    return 0
+
+
+def cmd_status(_args: argparse.Namespace, settings: Settings) -> int:
+    info = _running(settings)
+    if info is None:
+        print("not running: start it with `feedlab up`")
+        return 1
+    health = _health(info.api_url)
+    if health is None:
+        print(f"runtime pid {info.pid} is not answering on {info.api_url}")
+        return 1
+    print(f"{health['status']}  profile={health['profile']}  api={info.api_url}")
+    for name, state in health["components"].items():
+        print(f"  {name:<14} {state}")
+    for name, report in health.get("workers", {}).items():
+        print(f"  {name:<14} {json.dumps(report)}")
+    print(f"  outbox backlog {health.get('outbox_backlog')}")
+    return 0 if health["status"] == "ok" else 1
+
+
+def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
+    from labcore.bootstrap import build_stack
+    from labcore.world import generate_world, load_world
+    from labcore.write_path import WritePath
+
+    info = _running(settings)
+    if info is None:
+        print("not running: start it with `feedlab up` first", file=sys.stderr)
+        return 1
+    stack = build_stack(settings.model_copy(update={"redis_url": info.redis_url, "sql_url": info.sql_url}))
+    try:
+        world = generate_world(args.size, args.seed if args.seed is not None else settings.seed)
+        counts = load_world(world, WritePath(stack), progress=not args.quiet)
+    finally:
+        stack.close()
+    print("seeded " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="feedlab", description="Run the Social Feed Lab stack.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    up = commands.add_parser("up", help="start the stack")
+    up.add_argument("--profile", choices=["embedded", "compose"], default=None)
+    up.add_argument("--foreground", action="store_true", help="run in this process (Ctrl-C stops)")
+    up.add_argument("--timeout", type=float, default=120.0)
+    up.set_defaults(func=cmd_up)
+
+    commands.add_parser("down", help="stop the embedded stack").set_defaults(func=cmd_down)
+    commands.add_parser("status", help="health of every component").set_defaults(func=cmd_status)
+
+    seed = commands.add_parser("seed", help="load a deterministic synthetic world")
+    seed.add_argument("--size", choices=["tiny", "small", "medium", "large"], default="small")
+    seed.add_argument("--seed", type=int, default=None)
+    seed.add_argument("--quiet", action="store_true")
+    seed.set_defaults(func=cmd_seed)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = Settings()
+    if getattr(args, "profile", None):
+        settings = settings.model_copy(update={"profile": args.profile})
+    try:
+        return args.func(args, settings)
+    except LabError as exc:
+        print(f"feedlab: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

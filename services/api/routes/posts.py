@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from labcore.domain import Post
+from labcore.errors import InvalidInput
+from labcore.write_path import WritePath
+from services.api.deps import StackDep, WritesDep
+from services.api.schemas import LikeRequest, LikeResult, PostCreate, PostPublic
+
+router = APIRouter(prefix="/posts", tags=["posts"])
+
+
+def post_public(post: Post, writes: WritePath) -> PostPublic:
+    return PostPublic(
+        post_id=post.id,
+        user_id=post.author_id,
+        content=post.content,
+        media_url=writes.media_url(post),
+        media_type=post.media_type,
+        delivery=post.delivery,
+        like_count=post.like_count,
+        created_at=post.created_at,
+    )
+
+
+@router.post("/", status_code=status.HTTP_201_CREATED, response_model=PostPublic)
+def create_post(body: PostCreate, writes: WritesDep) -> PostPublic:
+    """Create a post (optionally with base64 media); fan-out and embedding follow asynchronously."""
+    post = writes.create_post(body.user_id, body.content, body.media_base64, body.media_type)
+    return post_public(post, writes)
+
+
+@router.get("/{post_id}", response_model=PostPublic)
+def get_post(post_id: str, stack: StackDep, writes: WritesDep) -> PostPublic:
+    return post_public(stack.store.get_post(post_id), writes)
+
+
+@router.post(
+    "/{post_id}/like",
+    response_model=LikeResult,
+    status_code=status.HTTP_201_CREATED,
+    responses={200: {"model": LikeResult, "description": "already liked (idempotent)"}},
+)
+def like(post_id: str, body: LikeRequest, stack: StackDep, writes: WritesDep, response: Response) -> LikeResult:
+    """Like: 201 when new, 200 when the user had already liked the post."""
+    if body.post_id is not None and body.post_id != post_id:
+        raise InvalidInput("post_id in the body does not match the path")
+    created = writes.like(body.user_id, post_id)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return LikeResult(
+        status="liked" if created else "already_liked",
+        user_id=body.user_id,
+        post_id=post_id,
+        like_count=stack.store.get_post(post_id).like_count,
+    )

@@ -1,0 +1,85 @@
+"""Shared fixtures: real servers for every backend.
+
+The embedded backends always run. The machine's MariaDB and Redis are required: when
+``FEEDLAB_REQUIRE_SERVERS=1`` (set by ``make test`` and CI) an unreachable server is a failure, not a
+skip, so CI can never go green without the real-server tests having run.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+import sqlalchemy as sa
+
+from labcore.adapters.redis.server import EmbeddedRedis
+
+MYSQL_URL = os.environ.get("FEEDLAB_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+REDIS_URL = os.environ.get("FEEDLAB_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+REQUIRE_SERVERS = os.environ.get("FEEDLAB_REQUIRE_SERVERS") == "1"
+
+
+def _unreachable(what: str, exc: Exception) -> None:
+    message = f"{what} unreachable: {exc}"
+    if REQUIRE_SERVERS:
+        pytest.fail(message + " (FEEDLAB_REQUIRE_SERVERS=1: real-server tests must run)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def embedded_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), appendonly=False).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def system_redis_url() -> str:
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        _unreachable(f"Redis at {REDIS_URL}", exc)
+    return REDIS_URL
+
+
+@pytest.fixture(params=["embedded", "system"])
+def redis_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A clean Redis database on each real server: the embedded child and the machine's."""
+    if request.param == "embedded":
+        url = request.getfixturevalue("embedded_redis").url
+    else:
+        url = request.getfixturevalue("system_redis_url")
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def mysql_url() -> Iterator[str]:
+    """A fresh database on the machine's MariaDB (TiDB's MySQL protocol), dropped afterwards."""
+    admin = sa.create_engine(MYSQL_URL, pool_pre_ping=True)
+    name = f"feedlab_test_{uuid.uuid4().hex[:8]}"
+    try:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        _unreachable(f"MariaDB at {MYSQL_URL}", exc)
+    yield str(sa.engine.make_url(MYSQL_URL).set(database=name).render_as_string(hide_password=False))
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "mariadb"])
+def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each SQL backend the lab supports: a SQLite file and MariaDB."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'feed.db'}"
+    return request.getfixturevalue("mysql_url")
