@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from labcore.adapters.events.base import EventLog
 from labcore.adapters.media.base import MediaStore
@@ -40,9 +42,17 @@ class Stack:
 
 
 def redis_client(url: str) -> redis.Redis:
-    # Short timeouts: a down Redis must turn into a fallback within a request, not hang it.
+    """A client that fails fast: a down Redis must become a fallback within a request, not hang it.
+
+    redis-py's default retries with exponential back-off (seconds per call); one immediate retry is
+    enough to replace a stale pooled connection after a Redis restart.
+    """
     return redis.Redis.from_url(
-        url, decode_responses=True, socket_connect_timeout=1.0, socket_timeout=2.0, health_check_interval=30
+        url,
+        decode_responses=True,
+        socket_connect_timeout=1.0,
+        socket_timeout=2.0,
+        retry=Retry(NoBackoff(), 1),
     )
 
 

@@ -157,21 +157,17 @@ def cmd_status(_args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
-    from labcore.bootstrap import build_stack
-    from labcore.world import generate_world, load_world
-    from labcore.write_path import WritePath
+    from labcore.client import connect
 
-    info = _running(settings)
-    if info is None:
+    if _running(settings) is None:
         print("not running: start it with `feedlab up` first", file=sys.stderr)
         return 1
-    stack = build_stack(settings.model_copy(update={"redis_url": info.redis_url, "sql_url": info.sql_url}))
-    try:
-        world = generate_world(args.size, args.seed if args.seed is not None else settings.seed)
-        counts = load_world(world, WritePath(stack), progress=not args.quiet)
-    finally:
-        stack.close()
-    print("seeded " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    with connect(settings) as lab:
+        counts = lab.seed(args.size, args.seed, progress=not args.quiet)
+    if "already_seeded" in counts:
+        print(f"the {args.size} world is already loaded")
+    else:
+        print("seeded " + ", ".join(f"{n} {k}" for k, n in counts.items()))
     return 0
 
 

@@ -80,6 +80,24 @@ class LabClient:
         params: dict[str, Any] = {"user_id": user_id} | ({"limit": limit} if limit else {})
         return self._call("GET", "/feed/", params=params)
 
+    # --- the world ---------------------------------------------------------------------------------
+    def seed(self, size: str = "small", seed: int | None = None, progress: bool = True) -> dict[str, int]:
+        """Load the deterministic synthetic world through the real write path (once per stack)."""
+        from labcore.bootstrap import build_stack
+        from labcore.world import generate_world, load_world
+        from labcore.write_path import WritePath
+
+        world = generate_world(size, self.settings.seed if seed is None else seed)
+        if self.store.get_users([world.users[0].user_id]):
+            return {"already_seeded": 1}
+        stack = build_stack(
+            self.settings.model_copy(update={"redis_url": self.info.redis_url, "sql_url": self.info.sql_url})
+        )
+        try:
+            return load_world(world, WritePath(stack), progress=progress)
+        finally:
+            stack.close()
+
     # --- looking inside --------------------------------------------------------------------------
     def mailbox(self, user_id: str) -> list[tuple[str, float]]:
         """The raw ZSET ``feed:{user_id}``: (post_id, score) newest first."""
@@ -97,7 +115,23 @@ class LabClient:
         self.close()
 
 
+def find_runtime_file(settings: Settings) -> Path:
+    """``<data_dir>/runtime.json``; a relative data_dir is also looked for in parent folders.
+
+    JupyterLab starts kernels in the notebook's folder (``notebooks/``) while ``make lab`` starts the
+    stack from the repository root, so a notebook has to look one level up.
+    """
+    path = settings.runtime_file
+    if path.is_absolute() or path.exists():
+        return path
+    for parent in Path.cwd().resolve().parents:
+        candidate = parent / path
+        if candidate.exists():
+            return candidate
+    return path
+
+
 def connect(settings: Settings | None = None) -> LabClient:
     """A client for the stack described by ``<data_dir>/runtime.json`` (written by ``feedlab up``)."""
     settings = settings or Settings()
-    return LabClient(RuntimeInfo.read(settings.runtime_file), settings)
+    return LabClient(RuntimeInfo.read(find_runtime_file(settings)), settings)

@@ -9,6 +9,7 @@ so handlers must be idempotent (they are: ZADD of the same score, upsert of the 
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -80,3 +81,11 @@ def _close_quietly(subscription: object) -> None:
     except Exception:  # noqa: BLE001 - the backend may be the thing that is down
         log.debug("closing a broken subscription failed", exc_info=True)
     return None
+
+
+def run_until_signalled(loop: ConsumerLoop) -> None:
+    """Run a worker process's loop until SIGTERM or SIGINT (``docker stop``, Ctrl-C)."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    loop.run(stop)

@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     mailbox_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=1)
     fanout_chunk_size: int = Field(default=1000, ge=1)
     celebrity_pull_limit: int = Field(default=100, ge=1)
+    worker_id: str = Field(
+        default="0", description="Names a worker process in its consumer group; keep it across restarts."
+    )
 
     # --- Feed ------------------------------------------------------------------------------------
     feed_limit: int = Field(default=20, ge=1, le=200)

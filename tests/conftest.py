@@ -7,16 +7,20 @@ skip, so CI can never go green without the real-server tests having run.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import redis
 import sqlalchemy as sa
 
-from labcore.adapters.redis.server import EmbeddedRedis
+from labcore.adapters.redis.server import EmbeddedRedis, free_port
 
 MYSQL_URL = os.environ.get("FEEDLAB_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 REDIS_URL = os.environ.get("FEEDLAB_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -83,3 +87,34 @@ def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'feed.db'}"
     return request.getfixturevalue("mysql_url")
+
+
+# --- a whole stack, started the way a user starts it: `feedlab up` in a subprocess -----------
+
+@dataclass(frozen=True)
+class RunningStack:
+    api_url: str
+    data_dir: Path
+    env: dict[str, str]
+
+    def feedlab(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "labcore.cli", *args],
+            env=self.env, capture_output=True, text=True, timeout=timeout,
+        )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def running_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    data_dir = tmp_path_factory.mktemp("feedlab")
+    env = os.environ | {"FEEDLAB_DATA_DIR": str(data_dir), "FEEDLAB_API_PORT": str(free_port())}
+    env.pop("FEEDLAB_REDIS_URL", None)  # the runtime starts its own redis-server
+    stack = RunningStack("", data_dir, env)
+    up = stack.feedlab("up")
+    assert up.returncode == 0, f"feedlab up failed:\n{up.stdout}\n{up.stderr}\n" + (
+        (data_dir / "runtime.log").read_text() if (data_dir / "runtime.log").exists() else ""
+    )
+    info = json.loads((data_dir / "runtime.json").read_text())
+    yield RunningStack(info["api_url"], data_dir, env)
+    down = stack.feedlab("down")
+    assert down.returncode == 0, down.stderr

@@ -1,0 +1,56 @@
+# Social Feed Lab — `make lab` to learn, `make test` to prove it works.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# torch goes in first so sentence-transformers finds it and never pulls a CUDA build.
+# Off this machine, point pip at the CPU wheels: make TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+TORCH_PIP_ARGS ?=
+WORLD ?= small
+PYTEST_ARGS ?=
+
+.PHONY: install lab up down status seed test test-unit test-contract test-integration test-e2e test-notebooks clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "torch==2.13.0" $(TORCH_PIP_ARGS)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## The main job: install, start the embedded stack, seed a world, open JupyterLab on the notebooks.
+lab: install
+	$(BIN)/feedlab up
+	$(BIN)/feedlab seed --size $(WORLD)
+	$(BIN)/jupyter lab --ip 127.0.0.1 --notebook-dir notebooks
+
+up: install
+	$(BIN)/feedlab up
+down:
+	$(BIN)/feedlab down
+status:
+	$(BIN)/feedlab status
+seed: install
+	$(BIN)/feedlab seed --size $(WORLD)
+
+## The whole suite. Real MariaDB and Redis are required: unreachable means failed, not skipped.
+test: install
+	FEEDLAB_REQUIRE_SERVERS=1 $(BIN)/python -m pytest tests $(PYTEST_ARGS)
+
+test-unit: install
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+test-contract: install
+	FEEDLAB_REQUIRE_SERVERS=1 $(BIN)/python -m pytest tests/contract $(PYTEST_ARGS)
+test-integration: install
+	FEEDLAB_REQUIRE_SERVERS=1 $(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
+test-e2e: install
+	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
+test-notebooks: install
+	$(BIN)/python -m pytest tests/notebooks $(PYTEST_ARGS)
+
+clean:
+	-$(BIN)/feedlab down
+	rm -rf .feedlab build .pytest_cache

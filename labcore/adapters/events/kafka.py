@@ -1,0 +1,226 @@
+"""The event log on Apache Kafka (the compose profile's backend), via kafka-python.
+
+Import this module only when settings select the Kafka backend: it imports kafka-python at the top.
+
+Mapping of the port onto Kafka:
+
+* ``publish`` sends to partition ``partition_for(key, partitions)`` (the partition Redis Streams
+  would pick, rather than Kafka's murmur2 partitioner) and waits for ``acks="all"``. The value is
+  JSON, headers are ``(str, bytes)`` pairs as Kafka wants them.
+* Topics are created on first use with ``partitions`` partitions (broker-default replication).
+* ``subscribe`` is a ``KafkaConsumer`` in ``group`` with auto-commit off, starting from the earliest
+  offset when the group has none. ``ack`` commits ``offset + 1`` per partition, so a consumer that
+  dies (or closes) before acking leaves the offsets where they were: whoever gets the partition next
+  (the same consumer restarted, or another after the rebalance) re-reads from there.
+* ``tail`` uses a throwaway group-less consumer that seeks ``count`` records back on each partition.
+
+Serialization uses kafka-python 3.x's ``DefaultSerializer`` (keys, UTF-8) and ``JsonSerializer``
+(values); 3.x deprecates plain callables there.
+
+Failing fast: every kafka-python client bootstraps eagerly in its constructor and raises
+``KafkaTimeoutError`` after ``bootstrap_timeout_ms`` when no broker answers (kafka-python 3.x has no
+``NoBrokersAvailable``). That and every other ``KafkaError`` becomes ``BackendUnavailable``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
+from kafka.serializer import DefaultSerializer, JsonSerializer
+from kafka.structs import OffsetAndMetadata
+
+from labcore.adapters.events.base import EventLog, Subscription, partition_for
+from labcore.domain import Record
+from labcore.errors import BackendUnavailable
+
+
+@contextmanager
+def _kafka_errors(bootstrap: str, timeout_ms: int) -> Iterator[None]:
+    """Translate kafka-python errors at the adapter boundary."""
+    try:
+        yield
+    except KafkaTimeoutError as exc:
+        message = f"no Kafka broker at {bootstrap} within {timeout_ms} ms"
+        raise BackendUnavailable("event-log", message) from exc
+    except KafkaError as exc:
+        raise BackendUnavailable("event-log", f"Kafka at {bootstrap}: {exc}") from exc
+
+
+class KafkaEventLog(EventLog):
+    """The event-log port on Kafka: one topic with ``partitions`` partitions per lab topic."""
+
+    def __init__(self, bootstrap: str, partitions: int, bootstrap_timeout_ms: int = 5000) -> None:
+        """Connect now, so a missing broker fails here within ``bootstrap_timeout_ms``."""
+        if partitions < 1:
+            raise ValueError("partitions must be >= 1")
+        self._bootstrap = bootstrap
+        self._partitions = partitions
+        self._timeout_ms = bootstrap_timeout_ms
+        self._known_topics: set[str] = set()
+        with self._kafka_errors():
+            # The producer first: unlike the admin client and the consumer, a producer whose
+            # bootstrap fails does not leave kafka-python's IO thread behind.
+            self._producer = KafkaProducer(
+                bootstrap_servers=bootstrap,
+                acks="all",
+                key_serializer=DefaultSerializer(),  # str <-> UTF-8 bytes
+                value_serializer=JsonSerializer(),
+                bootstrap_timeout_ms=bootstrap_timeout_ms,
+                max_block_ms=bootstrap_timeout_ms,  # send() waiting for metadata or buffer space
+            )
+        try:
+            with self._kafka_errors():
+                self._admin = KafkaAdminClient(
+                    bootstrap_servers=bootstrap, bootstrap_timeout_ms=bootstrap_timeout_ms
+                )
+        except BackendUnavailable:
+            self._producer.close(timeout=1)
+            raise
+
+    def publish(
+        self, topic: str, key: str, value: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> None:
+        self._ensure_topic(topic)
+        kafka_headers = [(name, text.encode()) for name, text in (headers or {}).items()]
+        with self._kafka_errors():
+            future = self._producer.send(
+                topic,
+                key=key,
+                value=value,
+                headers=kafka_headers,
+                partition=partition_for(key, self._partitions),
+            )
+            # The same budget bounds the broker's acknowledgement: a broker that went away after
+            # start-up surfaces as BackendUnavailable within seconds, not after two minutes.
+            future.get(timeout=self._timeout_ms / 1000)
+
+    def subscribe(self, topic: str, group: str, consumer: str) -> KafkaSubscription:
+        self._ensure_topic(topic)
+        with self._kafka_errors():
+            kafka_consumer = KafkaConsumer(
+                topic,
+                group_id=group,
+                client_id=consumer,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                **self._consumer_config(),
+            )
+        return KafkaSubscription(kafka_consumer, self._bootstrap, self._timeout_ms)
+
+    def tail(self, topic: str, count: int = 10) -> list[Record]:
+        if count <= 0:
+            return []
+        self._ensure_topic(topic)
+        with self._kafka_errors():
+            config = self._consumer_config()
+            consumer = KafkaConsumer(group_id=None, enable_auto_commit=False, **config)
+            try:
+                return self._read_tail(consumer, topic, count)
+            finally:
+                consumer.close(autocommit=False)
+
+    def close(self) -> None:
+        self._producer.close(timeout=self._timeout_ms / 1000)
+        self._admin.close()
+
+    # ---------------------------------------------------------------------------------------------
+
+    def _consumer_config(self) -> dict[str, Any]:
+        return {
+            "bootstrap_servers": self._bootstrap,
+            "bootstrap_timeout_ms": self._timeout_ms,
+            "key_deserializer": DefaultSerializer(),
+            "value_deserializer": JsonSerializer(),
+        }
+
+    def _ensure_topic(self, topic: str) -> None:
+        """Create ``topic`` with ``partitions`` partitions unless it exists (once per process)."""
+        if topic in self._known_topics:
+            return
+        with self._kafka_errors():
+            try:
+                self._admin.create_topics(
+                    {topic: {"num_partitions": self._partitions, "replication_factor": -1}},
+                    wait_for_metadata=True,  # else the first send may not see the new partitions
+                )
+            except TopicAlreadyExistsError:
+                pass
+        self._known_topics.add(topic)
+
+    def _read_tail(self, consumer: KafkaConsumer, topic: str, count: int) -> list[Record]:
+        numbers = sorted(consumer.partitions_for_topic(topic))
+        partitions = [TopicPartition(topic, number) for number in numbers]
+        consumer.assign(partitions)
+        first = consumer.beginning_offsets(partitions, timeout_ms=self._timeout_ms)
+        end = consumer.end_offsets(partitions, timeout_ms=self._timeout_ms)
+        remaining = {tp for tp in partitions if end[tp] > first[tp]}
+        for tp in remaining:
+            consumer.seek(tp, max(first[tp], end[tp] - count))
+        raws = []
+        deadline = time.monotonic() + self._timeout_ms / 1000
+        while remaining and time.monotonic() < deadline:
+            for tp, batch in consumer.poll(timeout_ms=200).items():
+                raws.extend(raw for raw in batch if raw.offset < end[tp])
+                if consumer.position(tp) >= end[tp]:
+                    remaining.discard(tp)
+        # Kafka orders records only within a partition; the timestamp orders them across.
+        raws.sort(key=lambda raw: (raw.timestamp, raw.partition, raw.offset))
+        return [_to_record(raw) for raw in raws[-count:]]
+
+    def _kafka_errors(self) -> AbstractContextManager[None]:
+        return _kafka_errors(self._bootstrap, self._timeout_ms)
+
+
+class KafkaSubscription(Subscription):
+    """One member of a Kafka consumer group; partitions are spread over members by rebalancing."""
+
+    def __init__(self, consumer: KafkaConsumer, bootstrap: str, timeout_ms: int) -> None:
+        self._consumer = consumer
+        self._bootstrap = bootstrap
+        self._timeout_ms = timeout_ms
+
+    def _kafka_errors(self) -> AbstractContextManager[None]:
+        return _kafka_errors(self._bootstrap, self._timeout_ms)
+
+    def poll(self, max_records: int = 500, timeout_ms: int = 1000) -> list[Record]:
+        with self._kafka_errors():
+            batches = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        return [_to_record(raw) for tp in sorted(batches) for raw in batches[tp]]
+
+    def ack(self, records: Sequence[Record]) -> None:
+        """Commit, per partition, the offset after the highest acked record."""
+        if not records:
+            return
+        next_offsets: dict[TopicPartition, int] = {}
+        for record in records:
+            tp = TopicPartition(record.topic, record.partition)
+            next_offsets[tp] = max(next_offsets.get(tp, 0), int(record.offset) + 1)
+        # kafka-python 3.x: OffsetAndMetadata(offset, metadata, leader_epoch); -1 = epoch unknown.
+        offsets = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in next_offsets.items()}
+        with self._kafka_errors():
+            self._consumer.commit(offsets)
+
+    def assigned_partitions(self) -> set[int]:
+        """The partitions this member owns right now (Kafka-only; for tests and notebooks)."""
+        return {tp.partition for tp in self._consumer.assignment()}
+
+    def close(self) -> None:
+        """Leave the group without committing: unacked records go to the next owner."""
+        self._consumer.close(autocommit=False)
+
+
+def _to_record(raw: Any) -> Record:
+    """A kafka-python ConsumerRecord as a Record (vendor types stay inside the adapter)."""
+    return Record(
+        topic=raw.topic,
+        partition=raw.partition,
+        offset=str(raw.offset),
+        key=raw.key,
+        value=raw.value,
+        headers={name: value.decode() for name, value in raw.headers or []},
+    )

@@ -1,0 +1,33 @@
+"""The fan-out worker as its own process (compose; also how the no-loss test crashes it).
+
+    python -m services.fanout_worker
+
+Consumes ``new-posts`` in group ``fanout`` as ``fanout-$FEEDLAB_WORKER_ID`` and writes mailboxes.
+Keep the worker id stable across restarts: a restarted consumer replays its own unacked events.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from labcore.bootstrap import build_stack
+from labcore.consumer import ConsumerLoop, run_until_signalled
+from labcore.domain import TOPIC_NEW_POSTS
+from labcore.fanout import FanoutHandler
+from labcore.settings import Settings
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s fanout %(levelname)s %(message)s")
+    settings = Settings()
+    stack = build_stack(settings)
+    handler = FanoutHandler(stack.store, stack.mailboxes)
+    loop = ConsumerLoop(stack.events, TOPIC_NEW_POSTS, "fanout", f"fanout-{settings.worker_id}", handler)
+    try:
+        run_until_signalled(loop)
+    finally:
+        stack.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,275 @@
+"""One contract for every EventLog: Redis Streams on both Redis servers, and Kafka when reachable.
+
+Kafka runs only when ``FEEDLAB_TEST_KAFKA_BOOTSTRAP`` names a reachable broker (there is none on a
+developer machine by default). It does not need Redis, so it runs once, under the ``embedded`` id.
+
+A "crash" here is ``close()`` without ``ack``: Redis keeps the entries pending for the consumer,
+Kafka keeps the group's committed offsets where they were. Either way the records must come back.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from labcore.adapters.events.base import EventLog, Subscription, partition_for
+from labcore.adapters.events.redis_streams import RedisStreamsEventLog
+from labcore.adapters.redis.server import free_port
+from labcore.domain import Record
+from labcore.errors import BackendUnavailable
+
+KAFKA_BOOTSTRAP = os.environ.get("FEEDLAB_TEST_KAFKA_BOOTSTRAP")
+PARTITIONS = 4
+SHORT_CLAIM_MS = 50
+
+
+@dataclass
+class Backend:
+    """How to build logs of one backend, and to wait until a group's members are all assigned."""
+
+    make_log: Callable[[int | None], EventLog]  # claim_idle_ms (None = the backend default)
+    settle: Callable[[list[Subscription]], None] = lambda subscriptions: None
+    _logs: list[EventLog] = field(default_factory=list)
+    _subscriptions: list[Subscription] = field(default_factory=list)
+
+    def log(self, claim_idle_ms: int | None = None) -> EventLog:
+        log = self.make_log(claim_idle_ms)
+        self._logs.append(log)
+        return log
+
+    def subscribe(self, log: EventLog, topic: str, group: str, consumer: str) -> Subscription:
+        subscription = log.subscribe(topic, group, consumer)
+        self._subscriptions.append(subscription)
+        return subscription
+
+    def close(self) -> None:
+        for subscription in self._subscriptions:
+            subscription.close()
+        for log in self._logs:
+            log.close()
+
+
+def redis_backend(url: str) -> Backend:
+    def make_log(claim_idle_ms: int | None) -> EventLog:
+        kwargs = {} if claim_idle_ms is None else {"claim_idle_ms": claim_idle_ms}
+        return RedisStreamsEventLog.from_url(url, PARTITIONS, **kwargs)
+
+    return Backend(make_log)
+
+
+def kafka_backend(bootstrap: str) -> Backend:
+    from labcore.adapters.events.kafka import KafkaEventLog  # only when Kafka is selected
+
+    def make_log(claim_idle_ms: int | None) -> EventLog:
+        # Kafka has no per-record claim timeout: a dead member's partitions move on rebalance.
+        return KafkaEventLog(bootstrap, PARTITIONS, bootstrap_timeout_ms=5000)
+
+    def settle(subscriptions: list[Subscription]) -> None:
+        # Members join by polling; keep them all polling until the partitions are split among them.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            owned = [s.assigned_partitions() for s in subscriptions]  # type: ignore[attr-defined]
+            if all(owned) and sum(len(p) for p in owned) == PARTITIONS:
+                return
+            for subscription in subscriptions:
+                assert subscription.poll(timeout_ms=200) == [], "settle runs before publishing"
+        pytest.fail("Kafka consumer group did not settle within 30 s")
+
+    return Backend(make_log, settle)
+
+
+@pytest.fixture(params=["redis-streams", "kafka"])
+def backend(request: pytest.FixtureRequest, redis_url: str) -> Iterator[Backend]:
+    if request.param == "redis-streams":
+        chosen = redis_backend(redis_url)
+    else:
+        if not KAFKA_BOOTSTRAP:
+            pytest.skip("FEEDLAB_TEST_KAFKA_BOOTSTRAP not set: no Kafka broker to test against")
+        if request.node.callspec.params["redis_url"] != "embedded":
+            pytest.skip("Kafka does not depend on Redis: it runs once, under the embedded id")
+        try:
+            chosen = kafka_backend(KAFKA_BOOTSTRAP)
+            chosen.make_log(None).close()  # probe: is a broker there?
+        except BackendUnavailable as exc:
+            pytest.skip(f"Kafka at {KAFKA_BOOTSTRAP} unreachable: {exc}")
+    yield chosen
+    chosen.close()
+
+
+@pytest.fixture
+def topic() -> str:
+    return f"test-{uuid.uuid4().hex[:8]}"
+
+
+def publish_numbered(log: EventLog, topic: str, keys: list[str], count: int) -> None:
+    """Publish ``count`` records, ``n`` = 0..count-1, keys taken round-robin from ``keys``."""
+    for n in range(count):
+        key = keys[n % len(keys)]
+        log.publish(topic, key, {"n": n, "key": key})
+
+
+def drain(
+    subscription: Subscription, expected: int, *, ack: bool = True, seconds: float = 15
+) -> list[Record]:
+    """Poll until ``expected`` records arrived or time is up; ack each batch unless told not to."""
+    records: list[Record] = []
+    deadline = time.monotonic() + seconds
+    while len(records) < expected and time.monotonic() < deadline:
+        batch = subscription.poll(timeout_ms=200)
+        if ack:
+            subscription.ack(batch)
+        records.extend(batch)
+    return records
+
+
+def numbers(records: list[Record]) -> list[int]:
+    return [record.value["n"] for record in records]
+
+
+# --- publish and poll -----------------------------------------------------------------------------
+
+
+def test_roundtrip_keeps_key_value_and_headers(backend: Backend, topic: str) -> None:
+    log = backend.log()
+    value = {"post_id": "p1", "content": "héllo ✓", "tags": ["a", "b"], "n": 1}
+    log.publish(topic, "author-1", value, headers={"trace-id": "abc123", "source": "test"})
+
+    [record] = drain(backend.subscribe(log, topic, "g", "c1"), 1)
+
+    assert record.topic == topic
+    assert record.key == "author-1"
+    assert record.value == value
+    assert record.headers == {"trace-id": "abc123", "source": "test"}
+    assert record.partition == partition_for("author-1", PARTITIONS)
+    assert isinstance(record.offset, str) and record.offset
+
+
+def test_same_key_same_partition_in_publish_order(backend: Backend, topic: str) -> None:
+    log = backend.log()
+    keys = [f"author-{i}" for i in range(6)]
+    publish_numbered(log, topic, keys, 60)
+
+    records = drain(backend.subscribe(log, topic, "g", "c1"), 60)
+
+    assert sorted(numbers(records)) == list(range(60))
+    for key in keys:
+        mine = [r for r in records if r.key == key]
+        assert {r.partition for r in mine} == {partition_for(key, PARTITIONS)}
+        assert numbers(mine) == sorted(numbers(mine)), f"{key}: order lost"
+    assert len({r.partition for r in records}) > 1, "six keys should spread over partitions"
+
+
+# --- consumer groups ------------------------------------------------------------------------------
+
+
+def test_one_group_splits_records_between_its_consumers(backend: Backend, topic: str) -> None:
+    log = backend.log()
+    first = backend.subscribe(log, topic, "g", "c1")
+    second = backend.subscribe(log, topic, "g", "c2")
+    backend.settle([first, second])
+    publish_numbered(log, topic, [f"author-{i}" for i in range(20)], 80)
+
+    got: dict[str, list[int]] = {"c1": [], "c2": []}
+    deadline = time.monotonic() + 15
+    while len(got["c1"]) + len(got["c2"]) < 80 and time.monotonic() < deadline:
+        for name, subscription in (("c1", first), ("c2", second)):
+            batch = subscription.poll(max_records=5, timeout_ms=100)
+            assert len(batch) <= 5
+            subscription.ack(batch)
+            got[name].extend(numbers(batch))
+
+    assert sorted(got["c1"] + got["c2"]) == list(range(80)), "each record exactly once"
+    assert got["c1"] and got["c2"], "both consumers should get a share"
+
+
+def test_every_group_gets_every_record(backend: Backend, topic: str) -> None:
+    log = backend.log()
+    fanout = backend.subscribe(log, topic, "fanout", "c1")
+    ranking = backend.subscribe(log, topic, "ranking", "c1")
+    publish_numbered(log, topic, ["a", "b", "c"], 30)
+
+    assert sorted(numbers(drain(fanout, 30))) == list(range(30))
+    assert sorted(numbers(drain(ranking, 30))) == list(range(30))
+
+
+# --- acks and redelivery --------------------------------------------------------------------------
+
+
+def test_acked_records_are_not_delivered_again(backend: Backend, topic: str) -> None:
+    log = backend.log(claim_idle_ms=SHORT_CLAIM_MS)
+    publish_numbered(log, topic, ["a", "b", "c"], 9)
+    consumer = backend.subscribe(log, topic, "g", "c1")
+    assert sorted(numbers(drain(consumer, 9))) == list(range(9))  # drain acks
+    consumer.close()
+    time.sleep(SHORT_CLAIM_MS * 3 / 1000)
+
+    restarted = backend.subscribe(log, topic, "g", "c1")
+    other = backend.subscribe(log, topic, "g", "c2")
+    assert drain(restarted, 1, seconds=1) == []
+    assert drain(other, 1, seconds=1) == []
+
+
+def test_unacked_records_come_back_to_the_restarted_consumer(backend: Backend, topic: str) -> None:
+    log = backend.log()
+    publish_numbered(log, topic, ["a", "b", "c"], 6)
+    crashed = backend.subscribe(log, topic, "g", "worker-1")
+    delivered = drain(crashed, 6, ack=False)
+    assert sorted(numbers(delivered)) == list(range(6))
+    crashed.close()  # dies before acking
+
+    restarted = backend.subscribe(log, topic, "g", "worker-1")
+    replayed = drain(restarted, 6)
+
+    assert sorted((r.partition, r.offset) for r in replayed) == sorted(
+        (r.partition, r.offset) for r in delivered
+    )
+    assert drain(restarted, 1, seconds=1) == [], "acked after the replay: done"
+
+
+def test_unacked_records_of_a_dead_consumer_go_to_another(backend: Backend, topic: str) -> None:
+    log = backend.log(claim_idle_ms=SHORT_CLAIM_MS)
+    publish_numbered(log, topic, ["a", "b", "c"], 6)
+    dead = backend.subscribe(log, topic, "g", "worker-1")
+    delivered = drain(dead, 6, ack=False)
+    dead.close()  # never comes back
+    time.sleep(SHORT_CLAIM_MS * 3 / 1000)
+
+    survivor = backend.subscribe(log, topic, "g", "worker-2")
+    claimed = drain(survivor, 6)
+
+    assert sorted(numbers(claimed)) == sorted(numbers(delivered)) == list(range(6))
+    assert drain(survivor, 1, seconds=1) == []
+
+
+# --- tail and failures ----------------------------------------------------------------------------
+
+
+def test_tail_returns_the_newest_oldest_first(backend: Backend, topic: str) -> None:
+    log = backend.log()
+    assert log.tail(topic, 5) == []
+    for n in range(12):
+        log.publish(topic, f"author-{n % 5}", {"n": n})
+        # Ordering across partitions is by time (ms); keep each record in its own millisecond.
+        time.sleep(0.003)
+
+    assert numbers(log.tail(topic, 5)) == [7, 8, 9, 10, 11]
+    assert numbers(log.tail(topic, 100)) == list(range(12))
+
+
+def test_unreachable_redis_raises_backend_unavailable() -> None:
+    log = RedisStreamsEventLog.from_url(f"redis://127.0.0.1:{free_port()}/0", PARTITIONS)
+    try:
+        with pytest.raises(BackendUnavailable, match="event-log") as caught:
+            log.publish("t", "k", {"n": 1})
+        assert caught.value.__cause__ is not None
+        with pytest.raises(BackendUnavailable):
+            log.subscribe("t", "g", "c1")
+        with pytest.raises(BackendUnavailable):
+            log.tail("t")
+    finally:
+        log.close()

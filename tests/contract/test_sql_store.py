@@ -1,0 +1,127 @@
+"""One contract suite for SqlStore, run on every SQL backend: a SQLite file and MariaDB."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from labcore.adapters.sql.store import OutboxEntry, SqlStore
+from labcore.domain import Post
+from labcore.errors import BackendUnavailable, Conflict, InvalidInput, NotFound
+
+
+@pytest.fixture
+def store(sql_url: str) -> SqlStore:
+    store = SqlStore.from_url(sql_url)
+    store.drop_schema()  # the MariaDB database is shared by the session: start clean
+    store.create_schema()
+    yield store
+    store.dispose()
+
+
+def _users(store: SqlStore, *names: str) -> list[str]:
+    return [store.create_user(f"id-{n}", n, n.title()).id for n in names]
+
+
+def _post(author: str, post_id: str, minutes_ago: float = 0, delivery: str = "push") -> Post:
+    created = datetime.now(UTC) - timedelta(minutes=minutes_ago)
+    return Post(id=post_id, author_id=author, content=f"post {post_id}", created_at=created, delivery=delivery)
+
+
+def test_user_roundtrip_and_unique_username(store: SqlStore) -> None:
+    created = store.create_user("u1", "alice", "Alice")
+    loaded = store.get_user("u1")
+    assert (loaded.username, loaded.display_name) == ("alice", "Alice")
+    assert abs((loaded.created_at - created.created_at).total_seconds()) < 0.01  # microseconds kept
+    with pytest.raises(Conflict, match="already taken"):
+        store.create_user("u2", "alice", "Other Alice")
+    with pytest.raises(NotFound):
+        store.get_user("missing")
+
+
+def test_follow_is_idempotent_and_counted(store: SqlStore) -> None:
+    alice, bob = _users(store, "alice", "bob")
+    assert store.follow(bob, alice) is True
+    assert store.follow(bob, alice) is False
+    assert store.get_user(alice).follower_count == 1
+    assert store.get_user(bob).following_count == 1
+    assert store.follower_ids(alice) == [bob]
+    assert store.followee_ids(bob) == [alice]
+    assert store.unfollow(bob, alice) is True
+    assert store.unfollow(bob, alice) is False
+    assert store.get_user(alice).follower_count == 0
+
+
+@pytest.mark.parametrize(
+    ("follower", "followee", "error"),
+    [("id-alice", "id-alice", InvalidInput), ("id-alice", "ghost", NotFound), ("ghost", "id-alice", NotFound)],
+)
+def test_follow_rejects_bad_edges(store: SqlStore, follower: str, followee: str, error: type) -> None:
+    _users(store, "alice")
+    with pytest.raises(error):
+        store.follow(follower, followee)
+
+
+def test_post_and_outbox_commit_together(store: SqlStore) -> None:
+    (alice,) = _users(store, "alice")
+    event = OutboxEntry("new-posts", alice, {"post_id": "p1"}, {"traceparent": "00-abc"})
+    store.add_post(_post(alice, "p1"), [event])
+    assert store.get_post("p1").content == "post p1"
+    [pending] = store.outbox_pending()
+    assert (pending.topic, pending.key, pending.payload, pending.headers) == (
+        "new-posts", alice, {"post_id": "p1"}, {"traceparent": "00-abc"}
+    )
+    store.outbox_mark_published([pending.id])
+    assert store.outbox_pending() == [] and store.outbox_backlog() == 0
+
+
+def test_failed_post_leaves_no_outbox_row(store: SqlStore) -> None:
+    (alice,) = _users(store, "alice")
+    store.add_post(_post(alice, "p1"), [OutboxEntry("new-posts", alice, {"n": 1}, {})])
+    with pytest.raises(Conflict):  # same id again: the whole transaction rolls back
+        store.add_post(_post(alice, "p1"), [OutboxEntry("new-posts", alice, {"n": 2}, {})])
+    with pytest.raises(NotFound):
+        store.add_post(_post("ghost", "p2"), [OutboxEntry("new-posts", "ghost", {"n": 3}, {})])
+    assert [e.payload for e in store.outbox_pending()] == [{"n": 1}]
+
+
+def test_like_is_idempotent_and_emits_one_event(store: SqlStore) -> None:
+    alice, bob = _users(store, "alice", "bob")
+    store.add_post(_post(alice, "p1"), [])
+    like_event = [OutboxEntry("engagements", bob, {"post_id": "p1"}, {})]
+    assert store.like(bob, "p1", like_event) is True
+    assert store.like(bob, "p1", like_event) is False
+    assert store.get_post("p1").like_count == 1
+    assert len(store.outbox_pending()) == 1
+    with pytest.raises(NotFound):
+        store.like(bob, "nope", like_event)
+
+
+def test_followed_posts_by_delivery_newest_first(store: SqlStore) -> None:
+    alice, bob, carol, star = _users(store, "alice", "bob", "carol", "star")
+    for followee in (alice, carol, star):
+        store.follow(bob, followee)
+    store.add_post(_post(alice, "a-old", minutes_ago=10), [])
+    store.add_post(_post(carol, "c-new", minutes_ago=1), [])
+    store.add_post(_post(star, "s-1", minutes_ago=5, delivery="pull"), [])
+    store.add_post(_post(bob, "own", minutes_ago=0), [])  # not followed by bob himself
+    push = store.followed_posts(bob, "push", limit=10)
+    assert [post_id for post_id, _ in push] == ["c-new", "a-old"]
+    assert push[0][1] > push[1][1]  # epoch scores, newest first
+    assert [p for p, _ in store.followed_posts(bob, "pull", limit=10)] == ["s-1"]
+    assert len(store.followed_posts(bob, "push", limit=1)) == 1
+
+
+def test_hydration_skips_missing_ids(store: SqlStore) -> None:
+    (alice,) = _users(store, "alice")
+    store.add_post(_post(alice, "p1"), [])
+    assert set(store.get_posts(["p1", "gone"])) == {"p1"}
+    assert store.get_posts([]) == {}
+    assert store.counts() == {"users": 1, "follows": 0, "posts": 1, "likes": 0}
+
+
+def test_unreachable_database_is_backend_unavailable() -> None:
+    store = SqlStore.from_url("mysql+pymysql://root@127.0.0.1:1/none?connect_timeout=1")
+    with pytest.raises(BackendUnavailable, match="sql"):
+        store.health()

@@ -1,0 +1,43 @@
+"""The walkthrough in docs/walkthrough.md, run verbatim (only the port differs) with bash and curl."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import RunningStack
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def walkthrough_script(api_url: str) -> str:
+    text = (ROOT / "docs" / "walkthrough.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.S)
+    assert len(blocks) >= 7, "steps 0-6 must be runnable bash blocks"
+    script = "set -euo pipefail\n" + "\n".join(blocks)
+    return script.replace("http://localhost:8000", api_url)
+
+
+def test_walkthrough_steps_1_to_6_run_verbatim(running_stack: RunningStack) -> None:
+    result = subprocess.run(
+        ["bash", "-c", walkthrough_script(running_stack.api_url)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert '"status":"following"' in out
+    assert '"status":"liked"' in out
+    assert "GET media -> 200 image/png" in out
+    assert '"candidates_social": 1' in out
+
+    api = httpx.Client(base_url=running_stack.api_url)
+    alice_id = re.search(r'"user_id": "([0-9a-f-]{36})"', out).group(1)
+    alice = api.get(f"/users/{alice_id}").json()
+    assert alice["username"] == "alice" and alice["follower_count"] == 1
+    bob_feed = re.search(r'"items": \[\s*\{\s*"post_id": "([0-9a-f-]{36})"', out)
+    assert bob_feed, "Bob's feed must contain Alice's post"
+    post = api.get(f"/posts/{bob_feed.group(1)}").json()
+    assert post["like_count"] == 1 and post["content"].startswith("Hello from Alice!")
