@@ -85,6 +85,36 @@ class Settings(BaseSettings):
         default="0", description="Names a worker process in its consumer group; keep it across restarts."
     )
 
+    # --- Discovery: embeddings, vectors, interest vectors -------------------------------------------
+    vector_url: str | None = Field(
+        default=None, description="Qdrant server URL (compose); unset: Qdrant local mode under data_dir."
+    )
+    vector_collection: str = "posts"
+    embedding_batch_size: int = Field(default=128, ge=1)
+    discovery_candidates: int = Field(default=100, ge=1)
+    interest_rate: float = Field(
+        default=0.2, gt=0, le=1, description="EMA step a like moves the liker's interest vector by."
+    )
+
+    # --- Impressions (seen-in-24h filter) ------------------------------------------------------------
+    olap: Literal["duckdb", "pinot"] | None = None
+    pinot_broker_url: str = "http://pinot-broker:8099"
+    impression_window_hours: float = Field(default=24.0, gt=0)
+    recent_impressions_cap: int = Field(default=1000, ge=1, description="Redis fallback set size per user.")
+
+    # --- Features (Feast) ----------------------------------------------------------------------------
+    feature_server_url: str | None = Field(default=None, description="Default: this runtime's, or feast's.")
+    feature_port: int = Field(default=6566, ge=0, le=65535)
+    feast_online_store: Literal["sqlite", "redis"] | None = None
+
+    # --- Ranking and re-rank -------------------------------------------------------------------------
+    ranking_url: str | None = Field(default=None, description="Default: this runtime's ranking service.")
+    ranking_port: int = Field(default=8001, ge=0, le=65535)
+    ranking_model: str = "formula-v1"
+    ranking_timeout_seconds: float = Field(default=0.5, gt=0)
+    max_posts_per_author: int = Field(default=2, ge=1)
+    out_of_network_share: float = Field(default=0.3, ge=0, le=1)
+
     # --- Feed ------------------------------------------------------------------------------------
     feed_limit: int = Field(default=20, ge=1, le=200)
     social_candidates: int = Field(default=100, ge=1)
@@ -112,6 +142,24 @@ class Settings(BaseSettings):
 
     def resolved_media(self) -> str:
         return self.media or ("s3" if self.profile == "compose" else "local")
+
+    def resolved_olap(self) -> str:
+        return self.olap or ("pinot" if self.profile == "compose" else "duckdb")
+
+    def resolved_feast_online_store(self) -> str:
+        return self.feast_online_store or ("redis" if self.profile == "compose" else "sqlite")
+
+    def resolved_feature_server_url(self) -> str:
+        if self.feature_server_url:
+            return self.feature_server_url
+        host = "feast-feature-store" if self.profile == "compose" else self.host
+        return f"http://{host}:{self.feature_port}"
+
+    def resolved_ranking_url(self) -> str:
+        if self.ranking_url:
+            return self.ranking_url
+        host = "ranking" if self.profile == "compose" else self.host
+        return f"http://{host}:{self.ranking_port}"
 
     def resolved_api_url(self) -> str:
         return self.public_api_url or f"http://{self.host}:{self.api_port}"
