@@ -4,38 +4,137 @@ Tests, notebooks, services and the runtime all call ``build_stack``; any adapter
 keyword override (a fake from ``labcore.testing``, a server started by a test fixture, ...). Backends
 are chosen by short names from settings and imported lazily, so ``import labcore`` never needs kafka,
 minio or pinot to be installed or reachable.
+
+Cheap clients (SQL, Redis, the event log, media) are built at once. The read path's components are
+built on first use: in the embedded profile the vector store (Qdrant local mode) and the OLAP store
+(DuckDB) are files one process owns — the runtime — so a ``feedlab seed`` process that only writes
+must never open them. Touching ``stack.vectors`` in such a process is what would fail, loudly.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from labcore.adapters.events.base import EventLog
+from labcore.adapters.impressions.redis_recent import RedisRecentImpressions
 from labcore.adapters.media.base import MediaStore
 from labcore.adapters.redis.mailboxes import RedisMailboxes
 from labcore.adapters.sql.store import SqlStore
 from labcore.errors import LabError
+from labcore.features import RedisFeatureCache
+from labcore.interests import InterestVectors
 from labcore.media_signing import UrlSigner
 from labcore.settings import Settings
 
+if TYPE_CHECKING:
+    from labcore.adapters.impressions.base import ImpressionStore
+    from labcore.adapters.vectors.base import VectorStore
+    from labcore.embeddings import Embedder
+    from labcore.features import FeatureSource
+    from labcore.ranking_client import RankingClient
 
-@dataclass
+# Built on first use; ``build_stack(name=...)`` overrides any of them.
+LAZY = ("vectors", "impressions", "features", "ranker", "embedder")
+
+
 class Stack:
     """Every backend client the lab uses, built once and shared."""
 
-    settings: Settings
-    store: SqlStore
-    redis: redis.Redis
-    mailboxes: RedisMailboxes
-    events: EventLog
-    media: MediaStore
-    signer: UrlSigner
+    def __init__(
+        self,
+        settings: Settings,
+        store: SqlStore,
+        redis_client: redis.Redis,
+        events: EventLog,
+        media: MediaStore,
+        **overrides: Any,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.redis = redis_client
+        self.events = events
+        self.media = media
+        self.signer = UrlSigner(settings.media_signing_key)
+        self.mailboxes = RedisMailboxes(
+            redis_client,
+            cap=settings.mailbox_cap,
+            ttl_seconds=settings.mailbox_ttl_seconds,
+            chunk_size=settings.fanout_chunk_size,
+        )
+        self.recent_impressions = RedisRecentImpressions(
+            redis_client,
+            cap=settings.recent_impressions_cap,
+            window_seconds=settings.impression_window_hours * 3600,
+        )
+        self.interests = InterestVectors(redis_client, settings.interest_rate)
+        self.feature_cache = RedisFeatureCache(redis_client)
+        for name, value in overrides.items():
+            if name not in LAZY:
+                raise TypeError(f"unknown stack component {name!r}")
+            if value is not None:
+                self.__dict__[name] = value  # what cached_property would have stored
+
+    # --- the read path, built on first use -------------------------------------------------------
+    @cached_property
+    def vectors(self) -> VectorStore:
+        from labcore.adapters.vectors.qdrant import QdrantVectors
+
+        settings = self.settings
+        if settings.resolved_vector_url():
+            vectors = QdrantVectors.server(settings.resolved_vector_url(), settings.vector_collection)
+        else:
+            vectors = QdrantVectors.local(settings.data_dir / "qdrant", settings.vector_collection)
+        vectors.ensure_collection()
+        return vectors
+
+    @cached_property
+    def impressions(self) -> ImpressionStore:
+        """The OLAP store behind the seen-in-24h filter."""
+        if self.settings.resolved_olap() == "pinot":
+            from labcore.adapters.impressions.pinot import PinotImpressions
+
+            return PinotImpressions(self.settings.pinot_broker_url)
+        from labcore.adapters.impressions.duckdb import DuckdbImpressions
+
+        olap = DuckdbImpressions(self.settings.data_dir / "impressions.duckdb")
+        olap.ensure_table()
+        return olap
+
+    @cached_property
+    def features(self) -> FeatureSource:
+        from labcore.features import FeastServerFeatures
+
+        settings = self.settings
+        return FeastServerFeatures(
+            settings.resolved_feature_server_url(),
+            settings.feature_timeout_seconds,
+            include_embeddings=settings.feature_include_embeddings,
+        )
+
+    @cached_property
+    def ranker(self) -> RankingClient:
+        from labcore.ranking_client import RankingClient
+
+        return RankingClient(
+            self.settings.resolved_ranking_url(), self.settings.ranking_timeout_seconds, seed=self.settings.seed
+        )
+
+    @cached_property
+    def embedder(self) -> Embedder:
+        from labcore.embeddings import Embedder  # the model itself loads on first encode
+
+        return Embedder(batch_size=self.settings.embedding_batch_size)
 
     def close(self) -> None:
+        for name in ("vectors", "impressions", "features", "ranker"):
+            component = self.__dict__.get(name)
+            if component is not None and hasattr(component, "close"):
+                component.close()
         self.events.close()
         self.redis.close()
         self.store.dispose()
@@ -68,7 +167,7 @@ def build_event_log(settings: Settings, client: redis.Redis) -> EventLog:
     return RedisStreamsEventLog(client, settings.event_partitions)
 
 
-def build_media(settings: Settings, signer: UrlSigner) -> MediaStore:
+def build_media(settings: Settings) -> MediaStore:
     if settings.resolved_media() == "s3":
         from labcore.adapters.media.s3 import S3Media
 
@@ -84,7 +183,7 @@ def build_media(settings: Settings, signer: UrlSigner) -> MediaStore:
         return media
     from labcore.adapters.media.local import LocalMedia
 
-    media = LocalMedia(settings.data_dir / "media", signer, settings.resolved_api_url())
+    media = LocalMedia(settings.data_dir / "media", UrlSigner(settings.media_signing_key), settings.resolved_api_url())
     media.ensure_root()
     return media
 
@@ -96,8 +195,12 @@ def build_stack(
     redis: redis.Redis | None = None,
     events: EventLog | None = None,
     media: MediaStore | None = None,
+    **lazy: Any,
 ) -> Stack:
-    """Build the stack from ``settings``; keyword arguments replace single adapters."""
+    """Build the stack from ``settings``; keyword arguments replace single adapters.
+
+    ``lazy`` may name any of ``vectors``, ``impressions``, ``features``, ``ranker``, ``embedder``.
+    """
     settings = settings or Settings()
     if redis is None:
         if not settings.redis_url:
@@ -105,19 +208,11 @@ def build_stack(
                 "no Redis URL: set FEEDLAB_REDIS_URL, or let `feedlab up` start the embedded server"
             )
         redis = redis_client(settings.redis_url)
-    signer = UrlSigner(settings.media_signing_key)
-    store = store or SqlStore.from_url(settings.resolved_sql_url())
     return Stack(
-        settings=settings,
-        store=store,
-        redis=redis,
-        mailboxes=RedisMailboxes(
-            redis,
-            cap=settings.mailbox_cap,
-            ttl_seconds=settings.mailbox_ttl_seconds,
-            chunk_size=settings.fanout_chunk_size,
-        ),
+        settings,
+        store=store or SqlStore.from_url(settings.resolved_sql_url()),
+        redis_client=redis,
         events=events or build_event_log(settings, redis),
-        media=media or build_media(settings, signer),
-        signer=signer,
+        media=media or build_media(settings),
+        **lazy,
     )

@@ -80,6 +80,27 @@ class LabClient:
         params: dict[str, Any] = {"user_id": user_id} | ({"limit": limit} if limit else {})
         return self._call("GET", "/feed/", params=params)
 
+    def explain(self, user_id: str, limit: int | None = None) -> dict[str, Any]:
+        """The feed plus every candidate's journey through the four stages."""
+        params: dict[str, Any] = {"user_id": user_id} | ({"limit": limit} if limit else {})
+        return self._call("GET", "/feed/explain", params=params)
+
+    def impressions(self, user_id: str, post_ids: list[str]) -> dict[str, Any]:
+        """Report that the client showed ``post_ids`` to the user (they leave the feed for 24 h)."""
+        return self._call("POST", "/impressions", json={"user_id": user_id, "post_ids": post_ids})
+
+    # --- running services from notebook cells -----------------------------------------------------
+    def services(self) -> dict[str, str]:
+        return self._call("GET", "/admin/services")
+
+    def stop(self, service: str) -> dict[str, str]:
+        """Stop one service of the running stack (``redis``, ``ranking``, ``feature-server``,
+        ``vectors``, ``impressions``, or a worker such as ``fanout-worker``)."""
+        return self._call("POST", f"/admin/services/{service}/stop")
+
+    def start(self, service: str) -> dict[str, str]:
+        return self._call("POST", f"/admin/services/{service}/start")
+
     # --- the world ---------------------------------------------------------------------------------
     def seed(self, size: str = "small", seed: int | None = None, progress: bool = True) -> dict[str, int]:
         """Load the deterministic synthetic world through the real write path (once per stack)."""

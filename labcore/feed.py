@@ -1,33 +1,70 @@
-"""The read path: ``get_feed(user_id)``.
+"""The read path: ``FeedPipeline.run(user_id)`` — four stages, every candidate's journey recorded.
 
-Stage 1 (social candidates) merges two sources:
+1. **Retrieval.** *Social*: the user's mailbox (fan-out on write; rebuilt from the follow graph when
+   missing) merged with the celebrity pull (recent ``delivery="pull"`` posts of followed authors, read
+   from SQL). *Discovery*: ANN top-K from the user's interest vector, excluding their own posts.
+2. **Impression filtering.** Drop what the user has *seen* (client-reported impressions) in the last
+   24 h, asked of the OLAP store. Serving a post is not seeing it.
+3. **Features and ranking.** Online features (Feast), ``topic_similarity`` = cosine(interest vector,
+   post embedding), then the ranking service scores every candidate.
+4. **Re-rank and hydrate.** At most N posts per author, a cap on out-of-network (discovery) posts,
+   then the top ``limit`` hydrated from SQL.
 
-* the user's mailbox (``feed:{user_id}``), filled by fan-out on write, rebuilt from the follow graph
-  when it is missing or expired;
-* the celebrity pull: recent posts of followed authors that were *not* fanned out
-  (``delivery="pull"``), read from SQL at request time.
+Each dependency has a named fallback, reported in ``FeedResult.fallbacks`` (and so in the response):
 
-Hydration turns ids into posts with their authors. If Redis is down the mailbox is replaced by the
-same query the rebuild uses (straight from SQL) and the response says so in ``fallbacks``.
+======================  ==========================================================
+``mailbox:sql``         Redis down: the social candidates come straight from SQL
+``vectors:social-only`` vector store or interest vectors down: no discovery
+``olap:redis-recent``   OLAP down: the bounded recent-impressions set in Redis
+``impressions:none``    both down: nothing is filtered (better a repeat than nothing)
+``features:redis-cache`` Feast down: the Redis feature cache
+``features:sql``        both down: counts and times straight from the post rows
+``ranking:recency``     ranking service down: newest first
+======================  ==========================================================
 """
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
 
 from labcore.bootstrap import Stack
-from labcore.domain import Post, User
+from labcore.domain import Post, User, to_epoch
 from labcore.errors import BackendUnavailable
+from labcore.ranking import Candidate, recency
+
+
+@dataclass
+class Journey:
+    """One candidate's path through the pipeline: what ``GET /feed/explain`` shows."""
+
+    post_id: str
+    source: str  # social | celebrity | discovery
+    retrieval_score: float  # creation time (social) or ANN similarity (discovery)
+    author_id: str | None = None
+    filtered: str | None = None  # why stage 2 removed it
+    features: dict[str, Any] = field(default_factory=dict)
+    score: float | None = None
+    rank: int | None = None
+    dropped: str | None = None  # why stage 4 did not keep it
+
+    @property
+    def in_network(self) -> bool:
+        return self.source != "discovery"
 
 
 @dataclass(frozen=True)
 class FeedItem:
     post: Post
     author: User
-    source: str  # "social" (mailbox), "celebrity" (pulled at read time)
+    source: str
+    score: float | None
     media_url: str | None
 
 
@@ -35,16 +72,19 @@ class FeedItem:
 class FeedResult:
     user_id: str
     items: list[FeedItem]
+    journeys: list[Journey]
     candidates_social: int = 0
     candidates_discovery: int = 0
     candidates_after_filter: int = 0
     fallbacks: list[str] = field(default_factory=list)
+    feature_source: str = "feast"
+    model_version: str = ""
     stage_ms: dict[str, float] = field(default_factory=dict)
     latency_ms: float = 0.0
 
 
 class StageTimer:
-    """Collects wall time per named stage, in milliseconds."""
+    """Wall time per named stage, in milliseconds."""
 
     def __init__(self) -> None:
         self.ms: dict[str, float] = {}
@@ -58,62 +98,215 @@ class StageTimer:
             self.ms[name] = round((time.perf_counter() - start) * 1000, 3)
 
 
-def social_candidates(stack: Stack, user_id: str, limit: int, fallbacks: list[str]) -> list[tuple[str, float, str]]:
-    """``(post_id, score, source)`` newest first: mailbox plus celebrity pull, deduplicated."""
-    store, mailboxes = stack.store, stack.mailboxes
-    try:
-        built, entries = mailboxes.read(user_id, limit)
-        if not built:
-            entries = store.followed_posts(user_id, "push", stack.settings.mailbox_cap)
-            mailboxes.rebuild(user_id, entries)
-            entries = entries[:limit]
-    except BackendUnavailable:
-        fallbacks.append("mailbox:sql")
-        entries = store.followed_posts(user_id, "push", limit)
-    pulled = store.followed_posts(user_id, "pull", stack.settings.celebrity_pull_limit)
-
-    merged: dict[str, tuple[str, float, str]] = {}
-    for post_id, score in entries:
-        merged[post_id] = (post_id, score, "social")
-    for post_id, score in pulled:
-        merged.setdefault(post_id, (post_id, score, "celebrity"))
-    return sorted(merged.values(), key=lambda c: c[1], reverse=True)[:limit]
+def cosine(a: np.ndarray | None, b: np.ndarray | None) -> float | None:
+    if a is None or b is None:
+        return None
+    norm = float(np.linalg.norm(a) * np.linalg.norm(b))
+    return float(np.dot(a, b) / norm) if norm else None
 
 
-def hydrate(
-    stack: Stack, candidates: list[tuple[str, float, str]], media_url: Callable[[Post], str | None]
-) -> list[FeedItem]:
-    """Ids to posts with authors, in candidate order; ids whose post no longer exists are dropped."""
-    posts = stack.store.get_posts([c[0] for c in candidates])
-    authors = stack.store.get_users([p.author_id for p in posts.values()])
-    items = []
-    for post_id, _score, source in candidates:
-        post = posts.get(post_id)
-        if post is not None and post.author_id in authors:
-            items.append(FeedItem(post, authors[post.author_id], source, media_url(post)))
-    return items
+class FeedPipeline:
+    """The four stages over the stack's adapters. Build once, call ``run`` per request."""
 
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.settings = stack.settings
 
-def get_feed(stack: Stack, user_id: str, limit: int | None = None) -> FeedResult:
-    """The social feed for ``user_id``, newest first."""
-    started = time.perf_counter()
-    limit = limit or stack.settings.feed_limit
-    stack.store.get_user(user_id)  # NotFound for an unknown user
-    timer = StageTimer()
-    fallbacks: list[str] = []
-    with timer.stage("stage1_retrieval"):
-        candidates = social_candidates(stack, user_id, stack.settings.social_candidates, fallbacks)
-    ttl = stack.settings.media_url_ttl_seconds
-    with timer.stage("stage4_rerank_hydrate"):
-        items = hydrate(
-            stack, candidates[:limit], lambda p: stack.media.url(p.media_key, ttl) if p.media_key else None
+    # --- stage 1 ---------------------------------------------------------------------------------
+    def social(self, user_id: str, fallbacks: list[str]) -> list[Journey]:
+        store, mailboxes, limit = self.stack.store, self.stack.mailboxes, self.settings.social_candidates
+        try:
+            built, entries = mailboxes.read(user_id, limit)
+            if not built:
+                entries = store.followed_posts(user_id, "push", self.settings.mailbox_cap)
+                mailboxes.rebuild(user_id, entries)
+                entries = entries[:limit]
+        except BackendUnavailable:
+            fallbacks.append("mailbox:sql")
+            entries = store.followed_posts(user_id, "push", limit)
+        pulled = store.followed_posts(user_id, "pull", self.settings.celebrity_pull_limit)
+        journeys: dict[str, Journey] = {}
+        for post_id, score in entries:
+            journeys[post_id] = Journey(post_id, "social", score)
+        for post_id, score in pulled:
+            journeys.setdefault(post_id, Journey(post_id, "celebrity", score))
+        return sorted(journeys.values(), key=lambda j: j.retrieval_score, reverse=True)[:limit]
+
+    def discovery(self, user_id: str, interest: np.ndarray | None, already: set[str]) -> list[Journey]:
+        if interest is None:
+            return []  # no posts exist yet to build a taste from
+        hits = self.stack.vectors.search(
+            interest, self.settings.discovery_candidates, exclude_author_ids={user_id}
         )
-    return FeedResult(
-        user_id=user_id,
-        items=items,
-        candidates_social=len(candidates),
-        candidates_after_filter=len(candidates),
-        fallbacks=fallbacks,
-        stage_ms=timer.ms,
-        latency_ms=round((time.perf_counter() - started) * 1000, 3),
-    )
+        return [
+            Journey(hit.post_id, "discovery", hit.score, author_id=hit.author_id)
+            for hit in hits
+            if hit.post_id not in already  # in both? it stays a social candidate
+        ]
+
+    def interest(self, user_id: str) -> np.ndarray | None:
+        return self.stack.interests.for_user(user_id, self.stack.store, self.stack.vectors)
+
+    # --- stage 2 ---------------------------------------------------------------------------------
+    def seen(self, user_id: str, post_ids: Sequence[str], now: float, fallbacks: list[str]) -> set[str]:
+        """Posts the user saw in the window: the OLAP store, plus Redis's recent set.
+
+        The union covers the OLAP store's ingestion lag (an impression reported a moment ago is in
+        Redis at once, in DuckDB or Pinot a little later). When the OLAP store is down, Redis's
+        bounded set alone answers — the named fallback.
+        """
+        since = now - self.settings.impression_window_hours * 3600
+        olap_up = True
+        try:
+            seen = self.stack.impressions.seen_since(user_id, since, post_ids)
+        except BackendUnavailable:
+            fallbacks.append("olap:redis-recent")
+            olap_up, seen = False, set()
+        try:
+            seen |= self.stack.recent_impressions.seen_since(user_id, since, post_ids)
+        except BackendUnavailable:
+            if not olap_up:
+                fallbacks[-1] = "impressions:none"
+        return seen
+
+    # --- stage 3 ---------------------------------------------------------------------------------
+    def features(
+        self, user_id: str, journeys: list[Journey], posts: dict[str, Post], fallbacks: list[str]
+    ) -> str:
+        """Fill ``journey.features``; returns where they came from (feast | redis-cache | sql)."""
+        keys = [(j.post_id, posts[j.post_id].author_id) for j in journeys]
+        source, rows = "feast", {}
+        try:
+            rows = self.stack.features.ranking_features(user_id, keys)
+        except BackendUnavailable:
+            fallbacks.append("features:redis-cache")
+            source = "redis-cache"
+            try:
+                rows = self.stack.feature_cache.ranking_features(user_id, keys)
+            except BackendUnavailable:
+                fallbacks[-1] = "features:sql"
+                source = "sql"
+        for journey in journeys:
+            post = posts[journey.post_id]
+            row = rows.get(journey.post_id)
+            values = row.as_features() if row is not None else {}
+            # The row is authoritative when present; SQL fills what a brand-new post lacks.
+            values.setdefault("created_at", to_epoch(post.created_at))
+            values.setdefault("like_count", post.like_count)
+            values.setdefault("has_media", 1.0 if post.media_key else 0.0)
+            journey.features = values
+        return source
+
+    def topic_similarity(self, interest: np.ndarray | None, journeys: list[Journey]) -> None:
+        """cosine(interest vector, post embedding) from real vectors.
+
+        Embeddings come with the features; a row without one (the cache, SQL) is completed from the
+        vector store. Where neither has it the similarity stays ``None`` and the model treats it as
+        neutral — never a made-up number.
+        """
+        embeddings = {j.post_id: j.features.pop("embedding", None) for j in journeys}
+        missing = [pid for pid, e in embeddings.items() if e is None]
+        if missing and interest is not None:
+            try:
+                embeddings.update(self.stack.vectors.vectors(missing))
+            except BackendUnavailable:
+                pass  # already reported as vectors:social-only if the store is down
+        for journey in journeys:
+            journey.features["topic_similarity"] = cosine(interest, embeddings.get(journey.post_id))
+
+    def rank(self, user_id: str, journeys: list[Journey], now: float, fallbacks: list[str]) -> str:
+        candidates = [Candidate(j.post_id, j.features) for j in journeys]
+        try:
+            scores, version = self.stack.ranker.rank(user_id, candidates, now)
+        except BackendUnavailable:
+            fallbacks.append("ranking:recency")
+            scores, version = {c.post_id: recency(c.features.get("created_at"), now) for c in candidates}, "recency"
+        for journey in journeys:
+            journey.score = scores.get(journey.post_id)
+        return version
+
+    # --- stage 4 ---------------------------------------------------------------------------------
+    def rerank(self, journeys: list[Journey], limit: int) -> list[Journey]:
+        """Author diversity and the in/out-of-network mix over the score order; keeps ``limit``."""
+        per_author: dict[str, int] = {}
+        out_of_network_cap = math.floor(self.settings.out_of_network_share * limit)
+        out_of_network = 0
+        kept: list[Journey] = []
+        for journey in sorted(journeys, key=lambda j: j.score or 0.0, reverse=True):
+            author = journey.author_id or ""
+            if len(kept) >= limit:
+                journey.dropped = "below_cutoff"
+            elif per_author.get(author, 0) >= self.settings.max_posts_per_author:
+                journey.dropped = "author_cap"
+            elif not journey.in_network and out_of_network >= out_of_network_cap:
+                journey.dropped = "out_of_network_cap"
+            else:
+                per_author[author] = per_author.get(author, 0) + 1
+                out_of_network += 0 if journey.in_network else 1
+                journey.rank = len(kept) + 1
+                kept.append(journey)
+        return kept
+
+    # --- the whole request -----------------------------------------------------------------------
+    def run(self, user_id: str, limit: int | None = None, now: float | None = None) -> FeedResult:
+        started = time.perf_counter()
+        limit = limit or self.settings.feed_limit
+        now = now or time.time()
+        store = self.stack.store
+        store.get_user(user_id)  # NotFound for an unknown user
+        timer, fallbacks = StageTimer(), []
+
+        with timer.stage("stage1_retrieval"):
+            social = self.social(user_id, fallbacks)
+            try:
+                interest = self.interest(user_id)
+                discovery = self.discovery(user_id, interest, {j.post_id for j in social})
+            except BackendUnavailable:
+                fallbacks.append("vectors:social-only")
+                interest, discovery = None, []
+        journeys = social + discovery
+
+        with timer.stage("stage2_impression_filtering"):
+            seen = self.seen(user_id, [j.post_id for j in journeys], now, fallbacks)
+            for journey in journeys:
+                if journey.post_id in seen:
+                    journey.filtered = "seen_in_24h"
+            survivors = [j for j in journeys if j.filtered is None]
+
+        with timer.stage("stage3_feature_fetch"):
+            posts = store.get_posts([j.post_id for j in survivors])
+            for journey in survivors:
+                if journey.post_id not in posts:
+                    journey.filtered = "post_missing"
+                else:
+                    journey.author_id = posts[journey.post_id].author_id
+            survivors = [j for j in survivors if j.filtered is None]
+            feature_source = self.features(user_id, survivors, posts, fallbacks)
+            self.topic_similarity(interest, survivors)
+
+        with timer.stage("stage3_ranking"):
+            model_version = self.rank(user_id, survivors, now, fallbacks)
+
+        with timer.stage("stage4_rerank_hydrate"):
+            kept = self.rerank(survivors, limit)
+            authors = store.get_users([j.author_id for j in kept if j.author_id])
+            ttl = self.settings.media_url_ttl_seconds
+            items = []
+            for journey in kept:
+                post = posts[journey.post_id]
+                url = self.stack.media.url(post.media_key, ttl) if post.media_key else None
+                items.append(FeedItem(post, authors[post.author_id], journey.source, journey.score, url))
+
+        return FeedResult(
+            user_id=user_id,
+            items=items,
+            journeys=journeys,
+            candidates_social=len(social),
+            candidates_discovery=len(discovery),
+            candidates_after_filter=len(survivors),
+            fallbacks=fallbacks,
+            feature_source=feature_source,
+            model_version=model_version,
+            stage_ms=timer.ms,
+            latency_ms=round((time.perf_counter() - started) * 1000, 3),
+        )

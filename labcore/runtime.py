@@ -2,11 +2,14 @@
 
 ``feedlab up`` starts ``python -m labcore.runtime`` in the background. The runtime
 
-1. starts a real ``redis-server`` child (unless ``FEEDLAB_REDIS_URL`` points at one),
-2. builds the stack (SQLite file, Redis Streams, local media) and creates the schema,
-3. runs the workers as threads — the outbox relay and the fan-out worker,
-4. serves the API on ``FEEDLAB_API_PORT`` (8000; 0 picks a free port),
-5. writes its endpoints to ``.feedlab/runtime.json`` for ``labcore.connect()`` and the CLI.
+1. starts a real ``redis-server`` child (unless ``FEEDLAB_REDIS_URL`` points at one);
+2. builds the stack and opens the files only one process may own: the SQLite database, Qdrant's
+   local-mode folder, the DuckDB impressions table and Feast's online store;
+3. materializes features once (SQL → parquet → online store) so a restarted stack serves at once;
+4. serves the API (8000), the ranking service (8001) and Feast's feature server (6566);
+5. runs the workers as threads: outbox relay, fan-out, embedding, interest vectors, feature
+   freshness, the impressions loader and a periodic feature batch;
+6. writes its endpoints to ``.feedlab/runtime.json`` for ``labcore.connect()`` and the CLI.
 
 SIGTERM (``feedlab down``) stops everything in reverse order. A SIGKILL loses nothing that was
 acknowledged: SQL committed it, Redis keeps an append-only file, and unacked events are replayed.
@@ -20,17 +23,25 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
+import numpy as np
 import uvicorn
 
 from labcore.adapters.redis.server import EmbeddedRedis, free_port
 from labcore.bootstrap import Stack, build_stack
 from labcore.consumer import ConsumerLoop
-from labcore.domain import TOPIC_NEW_POSTS
+from labcore.domain import TOPIC_ENGAGEMENTS, TOPIC_IMPRESSIONS, TOPIC_NEW_POSTS, PostCreated, PostLiked, Record
+from labcore.embedding_worker import worker_loops
+from labcore.errors import LabError, NotFound
+from labcore.faults import Gate
 from labcore.fanout import FanoutHandler
+from labcore.feature_repo import open_serving_store, open_store
+from labcore.features import FeatureRefresh, FeatureServerThread, FeatureWriter, materialize
+from labcore.feed import FeedPipeline
+from labcore.impression_worker import ImpressionHandler
 from labcore.outbox import OutboxRelay
 from labcore.settings import Settings
 from labcore.write_path import WritePath
@@ -38,64 +49,195 @@ from labcore.write_path import WritePath
 log = logging.getLogger("labcore.runtime")
 
 
+class FeatureEngagementHandler:
+    """Consumer group ``features`` on ``engagements``: a like refreshes the post's and pair's rows."""
+
+    def __init__(self, refresh: FeatureRefresh) -> None:
+        self.refresh = refresh
+        self.likes = 0
+
+    def __call__(self, records: Sequence[Record]) -> None:
+        for record in records:
+            like = PostLiked.from_dict(record.value)
+            self.refresh.post_liked(like.user_id, like.post_id)
+            self.likes += 1
+
+
 class Runtime:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
         self.redis_server: EmbeddedRedis | None = None
         self.stack: Stack | None = None
-        self.stop_event = threading.Event()
+        self.stop_event = threading.Event()  # the whole runtime
         self.threads: dict[str, threading.Thread] = {}
+        self.thread_stops: dict[str, threading.Event] = {}  # one per worker, so one can be stopped
+        self.targets: dict[str, Callable[[threading.Event], None]] = {}
+        self.gates: dict[str, Gate] = {}
+        self.servers: dict[str, uvicorn.Server] = {}
+        self.feature_server: FeatureServerThread | None = None
         self.reports: dict[str, Callable[[], dict[str, Any]]] = {}
-        self.server: uvicorn.Server | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------
     def start(self) -> Runtime:
+        self.settings = self._resolve_ports(self.settings)
         settings = self.settings
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        if not settings.redis_url:
-            self.redis_server = EmbeddedRedis(
-                settings.data_dir / "redis", binary=settings.redis_server_binary, host=settings.host
-            ).start()
-            settings = settings.model_copy(update={"redis_url": self.redis_server.url})
-        if settings.api_port == 0:
-            settings = settings.model_copy(update={"api_port": free_port(settings.host)})
-        self.settings = settings
-
         stack = self.stack = build_stack(settings)
         stack.store.create_schema()
+        # Open the process-owned stores now (failing early and loudly), behind gates the learner
+        # can close to watch the feed fall back (labcore.faults).
+        for name, component in (("vectors", stack.vectors), ("impressions", stack.impressions)):
+            gate = self.gates[name] = Gate("vectors" if name == "vectors" else "olap", component)
+            stack.__dict__[name] = gate
 
-        relay = OutboxRelay(stack.store, stack.events, poll_seconds=settings.outbox_poll_seconds)
-        writes = WritePath(stack, on_commit=relay.notify)
-        fanout = FanoutHandler(stack.store, stack.mailboxes)
-        fanout_loop = ConsumerLoop(stack.events, TOPIC_NEW_POSTS, "fanout", "fanout-0", fanout)
-        self._spawn("outbox-relay", relay.run)
-        self._spawn("fanout-worker", fanout_loop.run)
-        self.reports = {
-            "outbox-relay": lambda: {"published": relay.published, "last_error": relay.last_error},
-            "fanout-worker": lambda: {
-                "posts": fanout.posts,
-                "deliveries": fanout.deliveries,
-                **asdict(fanout_loop.stats),
-            },
-        }
-
-        from services.api.app import create_app  # the API is a deployable built on labcore
-
-        app = create_app(stack, writes, self.reports)
-        config = uvicorn.Config(
-            app, host=settings.host, port=settings.api_port, log_level="warning", lifespan="off"
+        writer_store = open_store(settings, redis_url=settings.redis_url)
+        writer = FeatureWriter(writer_store, stack.feature_cache)
+        report = materialize(
+            settings, stack.store.engine, writer_store, stack.feature_cache, embeddings_for=stack.vectors.vectors
         )
-        self.server = uvicorn.Server(config)
-        self._spawn("api", self.server.run, uses_stop_event=False)
-        self._wait_until_serving()
+        log.info("features materialized: %s", report)
+        self.feature_server = FeatureServerThread(
+            open_serving_store(settings, redis_url=settings.redis_url), settings.host, settings.feature_port
+        ).start()
+
+        self._start_workers(stack, writer)
+        from services.api.app import create_app  # the API and ranking are deployables on labcore
+        from services.ranking.app import create_app as create_ranking_app
+
+        relay = self._relay
+        writes = WritePath(stack, on_commit=relay.notify)
+        self._ranking_app = create_ranking_app(settings.ranking_model)
+        self._serve("ranking", self._ranking_app, settings.ranking_port)
+        self._serve("api", create_app(stack, writes, self.reports, FeedPipeline(stack), control=self), settings.api_port)
         self._write_runtime_file()
         log.info("feed lab runtime up: api %s", settings.resolved_api_url())
         return self
 
+    def _resolve_ports(self, settings: Settings) -> Settings:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        updates: dict[str, Any] = {}
+        if not settings.redis_url:
+            self.redis_server = EmbeddedRedis(
+                settings.data_dir / "redis", binary=settings.redis_server_binary, host=settings.host
+            ).start()
+            updates["redis_url"] = self.redis_server.url
+        for field in ("api_port", "ranking_port", "feature_port"):
+            if getattr(settings, field) == 0:
+                updates[field] = free_port(settings.host)
+        return settings.model_copy(update=updates)
+
+    def _start_workers(self, stack: Stack, writer: FeatureWriter) -> None:
+        settings = stack.settings
+        refresh = FeatureRefresh(stack.store.engine, writer, embeddings_for=stack.vectors.vectors)
+
+        def on_embedded(batch: list[tuple[PostCreated, np.ndarray]]) -> None:
+            try:
+                refresh.posts_created({event.post_id: vector for event, vector in batch})
+            except LabError as exc:  # features are repaired by the next event or batch
+                log.warning("feature refresh after embedding failed: %s", exc)
+
+        self._relay = relay = OutboxRelay(stack.store, stack.events, poll_seconds=settings.outbox_poll_seconds)
+        fanout = FanoutHandler(stack.store, stack.mailboxes)
+        embedding, interests = worker_loops(
+            stack.events,
+            stack.embedder,
+            stack.vectors,
+            stack.interests,
+            stack.store,
+            worker_id=settings.worker_id,
+            batch_size=settings.embedding_batch_size,
+            on_embedded=on_embedded,
+        )
+        features = FeatureEngagementHandler(refresh)
+        impressions = ImpressionHandler(stack.impressions)
+        loops = {
+            "fanout-worker": ConsumerLoop(stack.events, TOPIC_NEW_POSTS, "fanout", f"fanout-{settings.worker_id}", fanout),
+            "embedding-worker": embedding,
+            "interest-worker": interests,
+            "feature-worker": ConsumerLoop(
+                stack.events, TOPIC_ENGAGEMENTS, "features", f"features-{settings.worker_id}", features
+            ),
+            "impressions-loader": ConsumerLoop(
+                stack.events, TOPIC_IMPRESSIONS, "impressions-loader", f"loader-{settings.worker_id}", impressions
+            ),
+        }
+        self._spawn("outbox-relay", relay.run)
+        self.reports["outbox-relay"] = lambda: {"published": relay.published, "last_error": relay.last_error}
+        for name, loop in loops.items():
+            self._spawn(name, loop.run)
+            self.reports[name] = _loop_report(loop)
+        self._spawn("feature-batch", lambda stop: self._feature_batches(stack, writer, stop))
+
+    def _feature_batches(self, stack: Stack, writer: FeatureWriter, stop: threading.Event) -> None:
+        """Re-materialize periodically: counters no event refreshes (follower counts) catch up."""
+        while not stop.wait(self.settings.feature_batch_seconds):
+            try:
+                materialize(
+                    self.settings, stack.store.engine, writer.store, stack.feature_cache,
+                    embeddings_for=stack.vectors.vectors,
+                )  # fmt: skip
+            except LabError as exc:
+                log.warning("feature batch failed: %s", exc)
+
+    # --- services a learner can stop and start from a notebook cell ---------------------------------
+    def services(self) -> dict[str, str]:
+        """Every stoppable service and whether it runs."""
+        state = {name: "stopped" if gate.is_closed else "running" for name, gate in self.gates.items()}
+        if self.redis_server is not None:
+            state["redis"] = "running" if self.redis_server.pid else "stopped"
+        state["ranking"] = "running" if self.threads["ranking"].is_alive() else "stopped"
+        alive = self.feature_server is not None and self.feature_server.thread.is_alive()
+        state["feature-server"] = "running" if alive else "stopped"
+        for name in self.targets:
+            state[name] = "running" if self.threads[name].is_alive() else "stopped"
+        return state
+
+    def stop_service(self, name: str) -> None:
+        self._check_service(name)
+        if name in self.gates:
+            self.gates[name].close_gate()
+        elif name == "redis":
+            self.redis_server.stop()  # type: ignore[union-attr]
+        elif name == "ranking":
+            self.servers["ranking"].should_exit = True
+            self.threads["ranking"].join(10)
+        elif name == "feature-server":
+            self.feature_server.stop()  # type: ignore[union-attr]
+        else:
+            self.thread_stops[name].set()
+            self.threads[name].join(10)
+
+    def start_service(self, name: str) -> None:
+        self._check_service(name)
+        if self.services()[name] == "running":
+            return
+        settings = self.settings
+        if name in self.gates:
+            self.gates[name].open_gate()
+        elif name == "redis":
+            self.redis_server.start()  # type: ignore[union-attr] - same port, same data
+        elif name == "ranking":
+            self._serve("ranking", self._ranking_app, settings.ranking_port)
+        elif name == "feature-server":
+            self.feature_server = FeatureServerThread(
+                open_serving_store(settings, redis_url=settings.redis_url), settings.host, settings.feature_port
+            ).start()
+        else:
+            self._spawn(name, self.targets[name])
+
+    def _check_service(self, name: str) -> None:
+        if name not in self.services() or name == "api":
+            raise NotFound(f"no service {name!r}; services: {', '.join(sorted(self.services()))}")
+
     def stop(self) -> None:
         self.stop_event.set()
-        if self.server is not None:
-            self.server.should_exit = True
+        for event in self.thread_stops.values():
+            event.set()
+        for gate in self.gates.values():
+            gate.open_gate()  # so the stores close cleanly
+        for server in self.servers.values():
+            server.should_exit = True
+        if self.feature_server is not None:
+            self.feature_server.stop()
         for thread in self.threads.values():
             thread.join(timeout=10)
         if self.stack is not None:
@@ -118,17 +260,27 @@ class Runtime:
 
     # --- helpers ---------------------------------------------------------------------------------
     def _spawn(self, name: str, target: Callable[..., None], uses_stop_event: bool = True) -> None:
-        args = (self.stop_event,) if uses_stop_event else ()
+        """Run ``target`` in a thread; workers get a stop event of their own (see ``stop_service``)."""
+        args: tuple[threading.Event, ...] = ()
+        if uses_stop_event:
+            self.targets[name] = target
+            stop = self.thread_stops[name] = threading.Event()
+            if self.stop_event.is_set():
+                stop.set()
+            args = (stop,)
         thread = threading.Thread(target=target, args=args, name=name, daemon=True)
         thread.start()
         self.threads[name] = thread
 
-    def _wait_until_serving(self, timeout: float = 30.0) -> None:
+    def _serve(self, name: str, app: Any, port: int, timeout: float = 30.0) -> None:
+        config = uvicorn.Config(app, host=self.settings.host, port=port, log_level="warning", lifespan="off")
+        server = self.servers[name] = uvicorn.Server(config)
+        self._spawn(name, server.run, uses_stop_event=False)
         deadline = time.monotonic() + timeout
-        while not (self.server and self.server.started):
-            if time.monotonic() > deadline or not self.threads["api"].is_alive():
+        while not server.started:
+            if time.monotonic() > deadline or not self.threads[name].is_alive():
                 self.stop()
-                raise RuntimeError(f"the API did not start on port {self.settings.api_port}")
+                raise RuntimeError(f"{name} did not start on port {port}")
             time.sleep(0.02)
 
     def _write_runtime_file(self) -> None:
@@ -137,6 +289,8 @@ class Runtime:
             "pid": os.getpid(),
             "profile": settings.profile,
             "api_url": settings.resolved_api_url(),
+            "ranking_url": settings.resolved_ranking_url(),
+            "feature_server_url": settings.resolved_feature_server_url(),
             "redis_url": settings.redis_url,
             "redis_pid": self.redis_server.pid if self.redis_server else None,
             "sql_url": settings.resolved_sql_url(),
@@ -148,8 +302,18 @@ class Runtime:
         tmp.replace(settings.runtime_file)
 
 
+def _loop_report(loop: ConsumerLoop) -> Callable[[], dict[str, Any]]:
+    def report() -> dict[str, Any]:
+        counters = {k: v for k, v in vars(loop.handle).items() if isinstance(v, int)}
+        return counters | asdict(loop.stats)
+
+    return report
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    for chatty in ("feast", "httpx", "httpcore"):  # per-request INFO lines drown the runtime's own
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     Runtime(Settings()).start().serve_forever()
 
 

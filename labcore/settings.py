@@ -106,6 +106,18 @@ class Settings(BaseSettings):
     feature_server_url: str | None = Field(default=None, description="Default: this runtime's, or feast's.")
     feature_port: int = Field(default=6566, ge=0, le=65535)
     feast_online_store: Literal["sqlite", "redis"] | None = None
+    feature_timeout_seconds: float = Field(default=1.0, gt=0)
+    feature_include_embeddings: bool = Field(
+        default=False,
+        description=(
+            "Fetch the 384-d embeddings through the feature server too. Off by default: they are most"
+            " of the payload (~1.2 MB of JSON for 150 candidates); the feed reads them from the vector"
+            " store instead, which holds the same vectors."
+        ),
+    )
+    feature_batch_seconds: float = Field(
+        default=300.0, gt=0, description="How often the runtime re-materializes every feature from SQL."
+    )
 
     # --- Ranking and re-rank -------------------------------------------------------------------------
     ranking_url: str | None = Field(default=None, description="Default: this runtime's ranking service.")
@@ -142,6 +154,12 @@ class Settings(BaseSettings):
 
     def resolved_media(self) -> str:
         return self.media or ("s3" if self.profile == "compose" else "local")
+
+    def resolved_vector_url(self) -> str | None:
+        """Qdrant server URL, or None for local mode (embedded)."""
+        if self.vector_url:
+            return self.vector_url
+        return "http://qdrant:6333" if self.profile == "compose" else None
 
     def resolved_olap(self) -> str:
         return self.olap or ("pinot" if self.profile == "compose" else "duckdb")

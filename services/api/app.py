@@ -14,8 +14,10 @@ from fastapi.responses import JSONResponse
 
 from labcore.bootstrap import Stack
 from labcore.errors import BackendUnavailable, Conflict, Forbidden, InvalidInput, LabError, NotFound, TooLarge
+from labcore.feed import FeedPipeline
 from labcore.write_path import WritePath
-from services.api.routes import feed, health, media, posts, users
+from services.api.routes.admin import ServiceControl
+from services.api.routes import admin, feed, health, impressions, media, posts, users
 
 # Most specific first: TooLarge is an InvalidInput.
 STATUS_FOR: list[tuple[type[LabError], int]] = [
@@ -37,6 +39,8 @@ def create_app(
     stack: Stack,
     writes: WritePath | None = None,
     workers: dict[str, Callable[[], dict[str, Any]]] | None = None,
+    pipeline: FeedPipeline | None = None,
+    control: ServiceControl | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="Social Feed Lab API",
@@ -46,6 +50,7 @@ def create_app(
     app.state.stack = stack
     app.state.writes = writes or WritePath(stack)
     app.state.workers = workers or {}
+    app.state.pipeline = pipeline or FeedPipeline(stack)
     # Base64 inflates by 4/3; allow that plus room for the JSON around it.
     max_body = stack.settings.media_max_bytes * 4 // 3 + stack.settings.content_max_chars * 4 + 64 * 1024
 
@@ -60,6 +65,9 @@ def create_app(
     async def lab_error(_request: Request, exc: LabError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=_status(exc))
 
-    for router in (users.router, posts.router, feed.router, media.router, health.router):
+    if control is not None:
+        app.state.control = control
+        app.include_router(admin.router)
+    for router in (users.router, posts.router, feed.router, impressions.router, media.router, health.router):
         app.include_router(router)
     return app

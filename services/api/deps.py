@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from labcore.bootstrap import Stack
+from labcore.feed import FeedPipeline
 from labcore.write_path import WritePath
 
 
@@ -18,5 +19,10 @@ def get_writes(request: Request) -> WritePath:
     return request.app.state.writes
 
 
+def get_pipeline(request: Request) -> FeedPipeline:
+    return request.app.state.pipeline
+
+
 StackDep = Annotated[Stack, Depends(get_stack)]
 WritesDep = Annotated[WritePath, Depends(get_writes)]
+PipelineDep = Annotated[FeedPipeline, Depends(get_pipeline)]

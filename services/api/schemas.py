@@ -80,7 +80,8 @@ class FeedItemPublic(BaseModel):
     media_type: str | None
     like_count: int
     created_at: datetime
-    source: str = Field(description="social (mailbox) or celebrity (pulled at read time)")
+    source: str = Field(description="social (mailbox), celebrity (pulled at read time) or discovery (ANN)")
+    score: float | None = Field(description="the ranking model's pClick (or recency in the fallback)")
 
 
 class FeedPublic(BaseModel):
@@ -90,8 +91,37 @@ class FeedPublic(BaseModel):
     candidates_discovery: int
     candidates_after_filter: int
     fallbacks: list[str] = Field(description="the named fallbacks this request used, if any")
+    feature_source: str = Field(description="feast, redis-cache or sql")
+    model_version: str = Field(description="the ranking model that scored this feed")
     stage_latency_ms: dict[str, float]
     latency_ms: float
+
+
+class JourneyPublic(BaseModel):
+    post_id: str
+    source: str
+    author_id: str | None
+    retrieval_score: float = Field(description="creation time (social) or ANN cosine (discovery)")
+    filtered: str | None = Field(description="why stage 2 removed it, e.g. seen_in_24h")
+    features: dict[str, float | None]
+    score: float | None
+    rank: int | None = Field(description="final position, 1-based, if it made the feed")
+    dropped: str | None = Field(description="why stage 4 left it out: author_cap, out_of_network_cap, below_cutoff")
+
+
+class FeedExplain(FeedPublic):
+    journeys: list[JourneyPublic]
+
+
+class ImpressionsCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user_id: str = _ID
+    post_ids: list[str] = Field(min_length=1, max_length=500)
+
+
+class ImpressionsRecorded(BaseModel):
+    user_id: str
+    recorded: int
 
 
 class Health(BaseModel):

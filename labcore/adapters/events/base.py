@@ -47,6 +47,10 @@ class EventLog(ABC):
         """The newest ``count`` records across partitions, oldest first (for inspection only)."""
 
     @abstractmethod
+    def health(self) -> None:
+        """Raise ``BackendUnavailable`` when the log cannot be reached."""
+
+    @abstractmethod
     def close(self) -> None: ...
 
 

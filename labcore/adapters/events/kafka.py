@@ -124,6 +124,11 @@ class KafkaEventLog(EventLog):
             finally:
                 consumer.close(autocommit=False)
 
+    def health(self) -> None:
+        with self._kafka_errors():
+            if not self._producer.bootstrap_connected():
+                raise BackendUnavailable("event-log", f"no Kafka broker at {self._bootstrap}")
+
     def close(self) -> None:
         self._producer.close(timeout=self._timeout_ms / 1000)
         self._admin.close()

@@ -123,6 +123,10 @@ class RedisStreamsEventLog(EventLog):
         newest.sort(key=lambda record: _id_order(record.offset))
         return newest[-count:]
 
+    def health(self) -> None:
+        with _redis_errors():
+            self._client.ping()
+
     def close(self) -> None:
         if self._owns_client:
             self._client.close()

@@ -4,15 +4,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from labcore.feed import FeedResult, get_feed
-from services.api.deps import StackDep
-from services.api.schemas import FeedItemPublic, FeedPublic
+from labcore.feed import FeedResult
+from services.api.deps import PipelineDep
+from services.api.schemas import FeedExplain, FeedItemPublic, FeedPublic, JourneyPublic
 
 router = APIRouter(prefix="/feed", tags=["feed"])
 
+UserId = Annotated[str, Query(min_length=1, max_length=64)]
+Limit = Annotated[int | None, Query(ge=1, le=200)]
 
-def feed_public(result: FeedResult) -> FeedPublic:
-    return FeedPublic(
+
+def feed_public(result: FeedResult) -> dict:
+    return dict(
         user_id=result.user_id,
         items=[
             FeedItemPublic(
@@ -26,6 +29,7 @@ def feed_public(result: FeedResult) -> FeedPublic:
                 like_count=item.post.like_count,
                 created_at=item.post.created_at,
                 source=item.source,
+                score=item.score,
             )
             for item in result.items
         ],
@@ -33,16 +37,35 @@ def feed_public(result: FeedResult) -> FeedPublic:
         candidates_discovery=result.candidates_discovery,
         candidates_after_filter=result.candidates_after_filter,
         fallbacks=result.fallbacks,
+        feature_source=result.feature_source,
+        model_version=result.model_version,
         stage_latency_ms=result.stage_ms,
         latency_ms=result.latency_ms,
     )
 
 
 @router.get("/", response_model=FeedPublic)
-def feed(
-    stack: StackDep,
-    user_id: Annotated[str, Query(min_length=1, max_length=64)],
-    limit: Annotated[int | None, Query(ge=1, le=200)] = None,
-) -> FeedPublic:
-    """The user's feed with candidate counts, the fallbacks used and per-stage latency."""
-    return feed_public(get_feed(stack, user_id, limit))
+def feed(pipeline: PipelineDep, user_id: UserId, limit: Limit = None) -> FeedPublic:
+    """The ranked feed, with candidate counts, the fallbacks used and per-stage latency."""
+    return FeedPublic(**feed_public(pipeline.run(user_id, limit)))
+
+
+@router.get("/explain", response_model=FeedExplain)
+def explain(pipeline: PipelineDep, user_id: UserId, limit: Limit = None) -> FeedExplain:
+    """The same request, plus every candidate's journey: source, filter, features, score, rank."""
+    result = pipeline.run(user_id, limit)
+    journeys = [
+        JourneyPublic(
+            post_id=j.post_id,
+            source=j.source,
+            author_id=j.author_id,
+            retrieval_score=j.retrieval_score,
+            filtered=j.filtered,
+            features={k: (float(v) if v is not None else None) for k, v in j.features.items()},
+            score=j.score,
+            rank=j.rank,
+            dropped=j.dropped,
+        )
+        for j in result.journeys
+    ]
+    return FeedExplain(**feed_public(result), journeys=journeys)

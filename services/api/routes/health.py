@@ -23,7 +23,12 @@ def health(stack: StackDep, request: Request) -> Health:
     components = {
         "sql": _check(stack.store.health),
         "redis": _check(stack.mailboxes.ping),
+        "event_log": _check(stack.events.health),
         "media": _check(stack.media.health),
+        "vectors": _check(lambda: stack.vectors.health()),
+        "olap": _check(lambda: stack.impressions.health()),
+        "features": _check(lambda: stack.features.health()),
+        "ranking": _check(lambda: stack.ranker.health()),
     }
     try:
         backlog = stack.store.outbox_backlog()

@@ -1,0 +1,17 @@
+"""Run the ranking service on its own (compose): ``python -m services.ranking``."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from labcore.settings import Settings
+from services.ranking.app import create_app
+
+
+def main() -> None:
+    settings = Settings()
+    uvicorn.run(create_app(settings.ranking_model), host="0.0.0.0", port=settings.ranking_port)  # noqa: S104
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""formula-v1 and the ranking service's contract."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from labcore.ranking import WEIGHTS, Candidate, formula_terms, formula_v1, get_model, jitter, recency
+from services.ranking.app import create_app
+
+NOW = 1_800_000_000.0
+
+
+def cand(post_id: str, **features: float | None) -> Candidate:
+    return Candidate(post_id, {"created_at": NOW, "like_count": 0, **features})
+
+
+def test_weights_sum_to_one() -> None:
+    assert sum(WEIGHTS.values()) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("age_hours", "expected"), [(0, 1.0), (24, 0.5), (48, 0.25), (-1, 1.0)]  # future clamps to now
+)
+def test_recency_halves_every_day(age_hours: float, expected: float) -> None:
+    assert recency(NOW - age_hours * 3600, NOW) == pytest.approx(expected)
+
+
+def test_a_post_from_two_seconds_ago_beats_an_equal_older_post() -> None:
+    fresh = cand("fresh", created_at=NOW - 2)
+    old = cand("old", created_at=NOW - 6 * 3600)
+    # Jitter can move a score by at most 0.05; six hours of age costs 0.35 * (1 - 0.5**0.25) ≈ 0.056.
+    for user in ("u1", "u2", "u3"):
+        s_fresh, s_old = formula_v1(user, [fresh, old], NOW)
+        assert s_fresh > s_old
+
+
+def test_jitter_is_seeded_and_reproducible() -> None:
+    assert jitter(0, "u", "p") == jitter(0, "u", "p")
+    assert jitter(0, "u", "p") != jitter(1, "u", "p")
+    assert 0 <= jitter(0, "u", "p") < 1
+
+
+def test_missing_features_degrade_as_documented() -> None:
+    terms = formula_terms("u", cand("p", avg_engagement_rate=0.4), NOW, 0)
+    assert terms["affinity"] == pytest.approx(0.4)  # proxy when affinity is missing
+    assert terms["topic_similarity"] == pytest.approx(0.5)  # neutral when similarity is missing
+    terms = formula_terms("u", cand("p", affinity_score=0.9, topic_similarity=1.0, has_media=1, like_count=100), NOW, 0)
+    assert terms["affinity"] == pytest.approx(0.9)
+    assert terms["topic_similarity"] == pytest.approx(1.0)
+    assert terms["engagement"] == pytest.approx(1.0)
+
+
+def test_unknown_model_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown ranking model"):
+        get_model("dlrm-v9")
+
+
+def test_service_scores_candidates_and_reports_version() -> None:
+    client = TestClient(create_app("formula-v1"))
+    body = {
+        "user_id": "u1",
+        "now": NOW,
+        "candidates": [
+            {"post_id": "a", "features": {"created_at": NOW, "like_count": 50, "affinity_score": 0.9}},
+            {"post_id": "b", "features": {"created_at": NOW - 86400 * 3, "like_count": 0}},
+        ],
+    }
+    response = client.post("/rank", json=body)
+    assert response.status_code == 200
+    data = response.json()
+    assert data["model_version"] == "formula-v1"
+    scores = {s["post_id"]: s["score"] for s in data["scores"]}
+    assert scores["a"] > scores["b"]
+    assert client.post("/rank", json=body).json() == data  # reproducible
+    assert client.post("/rank", json={"user_id": "u1"}).status_code == 422
+    assert client.get("/health").json()["model_version"] == "formula-v1"
