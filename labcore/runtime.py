@@ -89,6 +89,9 @@ class Runtime:
             gate = self.gates[name] = Gate("vectors" if name == "vectors" else "olap", component)
             stack.__dict__[name] = gate
 
+        # Load the model before serving: a post's features must be fresh within seconds of the
+        # first write, not after a cold model load (and a broken model fails `feedlab up` loudly).
+        stack.embedder.load()
         writer_store = open_store(settings, redis_url=settings.redis_url)
         writer = FeatureWriter(writer_store, stack.feature_cache)
         report = materialize(

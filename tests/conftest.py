@@ -96,6 +96,7 @@ class RunningStack:
     api_url: str
     data_dir: Path
     env: dict[str, str]
+    feature_server_url: str = ""
 
     def feedlab(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -107,7 +108,12 @@ class RunningStack:
 @pytest.fixture(scope="session")
 def running_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     data_dir = tmp_path_factory.mktemp("feedlab")
-    env = os.environ | {"FEEDLAB_DATA_DIR": str(data_dir), "FEEDLAB_API_PORT": str(free_port())}
+    env = os.environ | {
+        "FEEDLAB_DATA_DIR": str(data_dir),
+        "FEEDLAB_API_PORT": str(free_port()),
+        "FEEDLAB_RANKING_PORT": str(free_port()),
+        "FEEDLAB_FEATURE_PORT": str(free_port()),
+    }
     env.pop("FEEDLAB_REDIS_URL", None)  # the runtime starts its own redis-server
     stack = RunningStack("", data_dir, env)
     up = stack.feedlab("up")
@@ -115,6 +121,6 @@ def running_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningS
         (data_dir / "runtime.log").read_text() if (data_dir / "runtime.log").exists() else ""
     )
     info = json.loads((data_dir / "runtime.json").read_text())
-    yield RunningStack(info["api_url"], data_dir, env)
+    yield RunningStack(info["api_url"], data_dir, env, info["feature_server_url"])
     down = stack.feedlab("down")
     assert down.returncode == 0, down.stderr
