@@ -4,6 +4,7 @@
     feedlab down
     feedlab status
     feedlab seed --size tiny|small|medium|large
+    feedlab check [NN ...]
 """
 
 from __future__ import annotations
@@ -171,6 +172,25 @@ def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace, _settings: Settings) -> int:
+    from labcore.notebook_check import CI_PARAMETERS, NotebookFailed, check, course
+
+    notebooks = course(Path(args.notebooks))
+    if args.only:
+        notebooks = [nb for nb in notebooks if any(nb.name.startswith(prefix) for prefix in args.only)]
+    if not notebooks:
+        print(f"no numbered notebooks in {args.notebooks}", file=sys.stderr)
+        return 1
+    try:
+        executed = check(notebooks, Path(args.out), CI_PARAMETERS | {"WORLD": args.world})
+    except NotebookFailed as failure:
+        print(f"FAILED {failure}", file=sys.stderr)
+        print(f"(the executed copy is in {args.out}/{failure.notebook})", file=sys.stderr)
+        return 1
+    print(f"{len(executed)} notebooks passed; executed copies in {args.out}/")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="feedlab", description="Run the Social Feed Lab stack.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -189,6 +209,13 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--seed", type=int, default=None)
     seed.add_argument("--quiet", action="store_true")
     seed.set_defaults(func=cmd_seed)
+
+    check = commands.add_parser("check", help="run every notebook against a fresh stack (papermill)")
+    check.add_argument("only", nargs="*", help="notebook number prefixes, e.g. 00 03 (default: all)")
+    check.add_argument("--notebooks", default="notebooks")
+    check.add_argument("--out", default="build/notebooks")
+    check.add_argument("--world", choices=["tiny", "small"], default="tiny")
+    check.set_defaults(func=cmd_check)
     return parser
 
 

@@ -89,6 +89,13 @@ class LabClient:
         """Report that the client showed ``post_ids`` to the user (they leave the feed for 24 h)."""
         return self._call("POST", "/impressions", json={"user_id": user_id, "post_ids": post_ids})
 
+    # --- inside the stack (the API's read-only introspection routes) ------------------------------
+    def inspect(self, what: str, **params: Any) -> Any:
+        """``GET /introspect/<what>``: e.g. ``inspect("mailbox/<user_id>")``, ``inspect("outbox")``,
+        ``inspect("events/new-posts", count=5)``, ``inspect("vectors", limit=500)``,
+        ``inspect("interest/<user_id>")``, ``inspect("impressions")``."""
+        return self._call("GET", f"/introspect/{what}", params=params)
+
     # --- running services from notebook cells -----------------------------------------------------
     def services(self) -> dict[str, str]:
         return self._call("GET", "/admin/services")

@@ -17,7 +17,7 @@ from labcore.errors import BackendUnavailable, Conflict, Forbidden, InvalidInput
 from labcore.feed import FeedPipeline
 from labcore.write_path import WritePath
 from services.api.routes.admin import ServiceControl
-from services.api.routes import admin, feed, health, impressions, media, posts, users
+from services.api.routes import admin, feed, health, impressions, introspect, media, posts, users
 
 # Most specific first: TooLarge is an InvalidInput.
 STATUS_FOR: list[tuple[type[LabError], int]] = [
@@ -68,6 +68,6 @@ def create_app(
     if control is not None:
         app.state.control = control
         app.include_router(admin.router)
-    for router in (users.router, posts.router, feed.router, impressions.router, media.router, health.router):
+    for router in (users.router, posts.router, feed.router, impressions.router, introspect.router, media.router, health.router):
         app.include_router(router)
     return app

@@ -1,4 +1,4 @@
-"""Every notebook runs top to bottom under papermill against a running stack, on a tiny world.
+"""The course runs: `feedlab check` executes every notebook, in order, against a fresh stack.
 
 The notebooks end with checks that assert what they teach, so "it ran" means "it taught". Outputs
 are never committed: a test fails on any notebook in git with outputs.
@@ -7,15 +7,17 @@ are never committed: a test fails on any notebook in git with outputs.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
-import papermill as pm
+import nbformat
 import pytest
 
-from tests.conftest import RunningStack
+from labcore.notebook_check import course
 
 ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+NOTEBOOKS = course(ROOT / "notebooks")
 
 
 def test_there_is_a_course() -> None:
@@ -23,24 +25,36 @@ def test_there_is_a_course() -> None:
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_outputs_are_stripped(notebook: Path) -> None:
+def test_notebook_is_stripped_and_parametrized(notebook: Path) -> None:
     cells = json.loads(notebook.read_text())["cells"]
     dirty = [i for i, c in enumerate(cells) if c.get("outputs") or c.get("execution_count")]
     assert not dirty, f"{notebook.name}: cells {dirty} have outputs; strip them before committing"
+    assert any("parameters" in c.get("metadata", {}).get("tags", []) for c in cells), "needs a parameters cell"
 
 
-@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_and_its_checks_pass(
-    notebook: Path, running_stack: RunningStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    for key, value in running_stack.env.items():
-        if key.startswith("FEEDLAB_"):
-            monkeypatch.setenv(key, value)  # the kernel inherits these and connects to this stack
-    pm.execute_notebook(
-        str(notebook),
-        str(tmp_path / notebook.name),
-        parameters={"WORLD": "tiny", "SEED": 42},
-        cwd=str(ROOT / "notebooks"),
-        kernel_name="python3",
-        progress_bar=False,
-    )
+def test_feedlab_check_runs_the_whole_course(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "labcore.cli", "check", "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=1800,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted(p.name for p in tmp_path.glob("*.ipynb")) == [nb.name for nb in NOTEBOOKS]
+
+
+def test_feedlab_check_names_the_notebook_and_cell_that_broke(tmp_path: Path) -> None:
+    broken = tmp_path / "course"
+    broken.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("WORLD = 'tiny'", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("import labcore\nlab = labcore.connect()"),
+        nbformat.v4.new_code_cell("assert lab.health()['status'] == 'nope', 'the lesson failed'"),
+    ]
+    nbformat.write(nb, broken / "00_broken.ipynb")
+    result = subprocess.run(
+        [sys.executable, "-m", "labcore.cli", "check", "--notebooks", str(broken), "--out", str(tmp_path / "out")],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "00_broken.ipynb" in result.stderr and "AssertionError: the lesson failed" in result.stderr
+    assert "cell" in result.stderr

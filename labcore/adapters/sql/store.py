@@ -349,6 +349,22 @@ class SqlStore:
                 outbox.update().where(outbox.c.id.in_(list(ids))).values(published_at=_naive(utcnow()))
             )
 
+    def outbox_recent(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest outbox rows, published or not (for looking inside the write path)."""
+        query = sa.select(outbox).order_by(outbox.c.id.desc()).limit(limit)
+        with self._tx() as conn:
+            return [
+                {
+                    "id": row.id,
+                    "topic": row.topic,
+                    "key": row.event_key,
+                    "payload": json.loads(row.payload),
+                    "created_at": _aware(row.created_at).isoformat(),
+                    "published_at": _aware(row.published_at).isoformat() if row.published_at else None,
+                }
+                for row in conn.execute(query)
+            ]
+
     def outbox_backlog(self) -> int:
         with self._tx() as conn:
             return conn.execute(
