@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, Self
 
 # How a post reaches followers: "push" = fanned out into mailboxes at write time,
 # "pull" = its author is a celebrity, followers merge it in at read time.
@@ -69,8 +69,29 @@ class NewMedia:
 # --- Events -----------------------------------------------------------------------------------
 
 
+class Event:
+    """What every event on the log shares: a topic, a partition key and a JSON body.
+
+    Subclasses are frozen dataclasses that set ``topic`` and define ``key``.
+    """
+
+    topic: ClassVar[str]
+
+    @property
+    def key(self) -> str:
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        # Unknown fields are ignored: a newer producer may add some.
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True)
-class PostCreated:
+class PostCreated(Event):
     post_id: str
     author_id: str
     content: str
@@ -78,40 +99,28 @@ class PostCreated:
     delivery: Delivery
     has_media: bool = False
 
-    topic = TOPIC_NEW_POSTS
+    topic: ClassVar[str] = TOPIC_NEW_POSTS
 
     @property
     def key(self) -> str:
         # Keyed by author: one author's posts stay ordered within a partition.
         return self.author_id
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PostCreated:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
 @dataclass(frozen=True)
-class PostLiked:
+class PostLiked(Event):
     user_id: str
     post_id: str
     author_id: str
     liked_at: float  # epoch seconds
 
-    topic = TOPIC_ENGAGEMENTS
+    topic: ClassVar[str] = TOPIC_ENGAGEMENTS
 
     @property
     def key(self) -> str:
         return self.user_id
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PostLiked:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
 @dataclass(frozen=True)

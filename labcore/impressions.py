@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from numbers import Real
-from typing import Any
+from typing import Any, ClassVar
 
-from labcore.domain import TOPIC_IMPRESSIONS
+from labcore.domain import TOPIC_IMPRESSIONS, Event
 
 # The one query text. Placeholders are qmark (``?``), DuckDB's paramstyle; pinotdb binds
 # ``%(name)s`` and gets the same text through ``to_pyformat``. ``seen_query`` appends the optional
@@ -38,14 +38,14 @@ SEEN_LIMIT = 10_000
 
 
 @dataclass(frozen=True)
-class ImpressionLogged:
+class ImpressionLogged(Event):
     """One post shown to one user at ``seen_at`` (epoch seconds)."""
 
     user_id: str
     post_id: str
     seen_at: float
 
-    topic = TOPIC_IMPRESSIONS
+    topic: ClassVar[str] = TOPIC_IMPRESSIONS
 
     def __post_init__(self) -> None:
         # Checked here so a malformed event from the log fails in from_dict, not in a backend.
@@ -61,12 +61,6 @@ class ImpressionLogged:
         # Keyed by user: one user's impressions share a partition and stay in order.
         return self.user_id
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ImpressionLogged:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
 def seen_query(
