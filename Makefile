@@ -10,7 +10,7 @@ TORCH_PIP_ARGS ?=
 WORLD ?= small
 PYTEST_ARGS ?=
 
-.PHONY: install lab up down status seed test test-unit test-contract test-integration test-e2e test-notebooks clean
+.PHONY: install lab up down status seed test test-unit test-contract test-integration test-e2e test-notebooks check ui-check clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,14 @@ test-e2e: install
 	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
 test-notebooks: install
 	$(BIN)/python -m pytest tests/notebooks $(PYTEST_ARGS)
+
+## The course under papermill against a fresh stack (also part of `make test`).
+check: install
+	$(BIN)/feedlab check
+
+## A real browser: run notebook 07 in JupyterLab (headless Chromium), screenshot the feed widget.
+ui-check: install
+	$(BIN)/python tools/ui_check.py
 
 clean:
 	-$(BIN)/feedlab down

@@ -1,0 +1,223 @@
+"""What grows with followers, posts and candidates (notebook 09): measured live, small and quick.
+
+Pure functions (``mailbox_bound``, ``summarize_feeds``, ``benchmark_frame``) turn rows into the numbers a
+lesson plots; the functions taking a ``LabClient`` measure the running stack (mailboxes written, Redis's
+own ``MEMORY USAGE``, timed feed requests) in seconds, never minutes. The fan-out cost model is notebook
+02's (``labcore.widgets.fanout``), reused rather than copied. Nothing here invents a figure: the
+benchmark report is read from disk if it exists and reported missing if it does not.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from labcore.adapters.redis.mailboxes import mailbox_key
+from labcore.widgets.fanout import make_celebrity
+from labcore.widgets.feed import STAGES
+from labcore.widgets.write_path import delivered_to, wait_until
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import plotly.graph_objects as go
+
+    from labcore.client import LabClient
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# Where a committed benchmark report (``python -m bench.feed_latency``) is looked for, first hit wins.
+BENCHMARK_REPORTS: tuple[str, ...] = (
+    "build/benchmarks/report.json",
+    "docs/benchmarks.json",
+    "docs/benchmarks.md",
+)
+
+
+# --- fan-out on write, measured ---------------------------------------------------------------------
+# The world-level cost model (author_stats, fanout_cost, fanout_scatter) is notebook 02's, in
+# labcore.widgets.fanout; here we only add the live measurement and the memory bound.
+
+
+@dataclass(frozen=True)
+class FanoutMeasurement:
+    followers: int
+    mailboxes_holding_post: int
+    worker_deliveries: int
+    seconds: float
+
+
+def measure_fanout(lab: LabClient, follower_counts: Sequence[int], timeout: float = 20.0) -> pd.DataFrame:
+    """Post once from fresh authors with 0, 1, 5, ... followers and count the mailboxes it reached.
+
+    Every account is new (unique names per run), so the counts are exact: the post must land in each
+    follower's ``feed:{id}`` ZSET. ``worker_deliveries`` is the fan-out worker's own counter over the
+    same interval (exact when nothing else is posting meanwhile).
+    """
+    import pandas as pd
+
+    rows = []
+    for k in follower_counts:
+        author, fans = make_celebrity(lab, k, prefix=f"author{k}")  # an author with k new followers
+        before = lab.health()["workers"]["fanout-worker"]
+        started = time.monotonic()
+        post_id = lab.post(author["user_id"], f"Fan-out probe to {k} followers.")["post_id"]
+
+        def handled() -> dict[str, Any] | None:
+            # the worker has handled a post since, and every follower's mailbox holds this one
+            after = lab.health()["workers"]["fanout-worker"]
+            done = after["posts"] > before["posts"] and len(delivered_to(lab, post_id, fans)) == k
+            return after if done else None
+
+        after = wait_until(handled, timeout=timeout, what=f"the post reaches {k} mailboxes")
+        elapsed = round(time.monotonic() - started, 3)
+        holding = len(delivered_to(lab, post_id, fans))
+        rows.append(FanoutMeasurement(k, holding, after["deliveries"] - before["deliveries"], elapsed))
+    return pd.DataFrame([vars(row) for row in rows])
+
+
+# --- mailbox memory -------------------------------------------------------------------------------------
+def mailbox_memory(lab: LabClient, limit: int = 500) -> pd.DataFrame:
+    """Up to ``limit`` existing mailboxes: entries and bytes, from Redis's own ``MEMORY USAGE``."""
+    import pandas as pd
+
+    keys = []
+    for key in lab.redis.scan_iter(match=mailbox_key("*"), count=500):
+        name = key.decode() if isinstance(key, bytes) else key
+        if not name.endswith(":built") and lab.redis.type(name) in (b"zset", "zset"):
+            keys.append(name)
+        if len(keys) >= limit:
+            break
+    pipe = lab.redis.pipeline(transaction=False)
+    for key in keys:
+        pipe.zcard(key)
+        pipe.memory_usage(key, samples=0)
+    values = pipe.execute() if keys else []
+    rows = [
+        {"key": key, "entries": values[2 * i], "bytes": values[2 * i + 1]}
+        for i, key in enumerate(keys)
+        if values[2 * i + 1] is not None  # expired between SCAN and MEMORY USAGE
+    ]
+    return pd.DataFrame(rows, columns=["key", "entries", "bytes"])
+
+
+def mailbox_bound(users: Iterable[int], cap: int, bytes_per_full_mailbox: int) -> pd.DataFrame:
+    """Worst case when every user's mailbox is full: ``cap × users`` ids, ``users × bytes`` of memory."""
+    import pandas as pd
+
+    rows = [
+        {"users": n, "max_entries": cap * n, "max_bytes": n * bytes_per_full_mailbox,
+         "max_MiB": round(n * bytes_per_full_mailbox / 2**20, 2)}
+        for n in users
+    ]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+# --- feed latency and candidates --------------------------------------------------------------------
+def _feed_row(feed: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "candidates_social": feed["candidates_social"],
+        "candidates_discovery": feed["candidates_discovery"],
+        "candidates": feed["candidates_social"] + feed["candidates_discovery"],
+        "items": len(feed["items"]),
+        "latency_ms": feed["latency_ms"],
+        **{stage: feed["stage_latency_ms"].get(stage, 0.0) for stage in STAGES},
+    }
+
+
+def summarize_feeds(feeds: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The median of each number over repeated responses (one slow request does not set the trend)."""
+    rows = [_feed_row(feed) for feed in feeds]
+    return {key: sorted(row[key] for row in rows)[len(rows) // 2] for key in rows[0]}
+
+
+def latency_by_limit(
+    lab: LabClient, user_id: str, limits: Sequence[int] = (5, 10, 20, 50, 100, 200), repeats: int = 5
+) -> pd.DataFrame:
+    """Median latency per stage for each page size ``limit``, for one user."""
+    import pandas as pd
+
+    lab.feed(user_id)  # warm-up: the first request of a user builds caches the next ones reuse
+    rows = []
+    for limit in limits:
+        summary = summarize_feeds([lab.feed(user_id, limit=limit) for _ in range(repeats)])
+        rows.append({"limit": limit} | summary)
+    return pd.DataFrame(rows)
+
+
+def latency_by_user(lab: LabClient, users: pd.DataFrame, repeats: int = 2) -> pd.DataFrame:
+    """For each user (``id`` and ``following_count`` columns): candidates and median latency."""
+    import pandas as pd
+
+    rows = []
+    for user in users.itertuples():
+        feeds = [lab.feed(user.id) for _ in range(repeats)]
+        rows.append({"user_id": user.id, "following": user.following_count} | summarize_feeds(feeds[1:] or feeds))
+    return pd.DataFrame(rows)
+
+
+def latency_by_following(
+    lab: LabClient, user_id: str, authors: Sequence[str], steps: Sequence[int], repeats: int = 3
+) -> pd.DataFrame:
+    """One user follows more and more ``authors`` (in order); candidates and latency at each step.
+
+    A controlled experiment: same user, same world, only the following count changes. Each follow
+    forgets the mailbox, so the first read after a step rebuilds it; that read is a warm-up.
+    """
+    import pandas as pd
+
+    rows, following = [], 0
+    for step in sorted({min(step, len(authors)) for step in steps}):  # no step past the authors there are
+        for author in authors[following:step]:
+            lab.follow(user_id, author)
+        following = step
+        lab.feed(user_id)  # warm-up: rebuilds the mailbox after the follows
+        rows.append({"following": following} | summarize_feeds([lab.feed(user_id) for _ in range(repeats)]))
+    return pd.DataFrame(rows)
+
+
+def stage_stack_figure(frame: pd.DataFrame, x: str, title: str) -> go.Figure:
+    """Stacked bars of the per-stage milliseconds against ``x``."""
+    import plotly.graph_objects as go
+
+    figure = go.Figure(
+        [go.Bar(name=stage, x=frame[x].astype(str), y=frame[stage]) for stage in STAGES if stage in frame]
+    )
+    return figure.update_layout(
+        barmode="stack", title=title, xaxis_title=x, yaxis_title="milliseconds (median)", height=380
+    )
+
+
+# --- the benchmark report ---------------------------------------------------------------------------
+def find_benchmark_report(root: Path = REPO_ROOT) -> Path | None:
+    """The first benchmark report that exists under ``root`` (see ``BENCHMARK_REPORTS``), or None."""
+    for relative in BENCHMARK_REPORTS:
+        path = root / relative
+        if path.is_file():
+            return path
+    return None
+
+
+def benchmark_frame(report: Any) -> pd.DataFrame:
+    """A JSON benchmark report as a table.
+
+    ``bench.feed_latency --json`` writes one object whose ``summary`` holds the figures (and whose
+    ``samples`` hold every raw request): that becomes one ``figure | value`` row per flattened key.
+    A list of result objects becomes one row per result.
+    """
+    import pandas as pd
+
+    if not isinstance(report, Mapping):
+        return pd.json_normalize(report)
+    figures = report.get("summary", report)
+    flat = pd.json_normalize({k: v for k, v in figures.items() if not isinstance(v, list)}).to_dict("records")[0]
+    return pd.DataFrame({"figure": list(flat), "value": [str(v) for v in flat.values()]})
+
+
+def load_benchmark_report(path: Path) -> str | pd.DataFrame:
+    """Markdown as text, JSON as a table."""
+    if path.suffix == ".json":
+        return benchmark_frame(json.loads(path.read_text()))
+    return path.read_text()

@@ -1,0 +1,311 @@
+"""Notebook 03's widget functions: similarity, exact neighbours, PCA, discovery shares, the like session."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import pytest
+
+from labcore.interests import ema_step
+from labcore.widgets import discovery
+from labcore.widgets.discovery import LikeSession, PostVectors, Projection
+
+
+def unit(*values: float) -> np.ndarray:
+    vector = np.asarray(values, dtype=np.float32)
+    return vector / np.linalg.norm(vector)
+
+
+# --- Embeddings ------------------------------------------------------------------------------------
+
+
+def test_cosine_matrix_ignores_length_and_sees_direction() -> None:
+    sims = discovery.cosine_matrix(np.array([[1.0, 0.0], [5.0, 0.0], [0.0, 2.0], [-3.0, 0.0]]))
+    np.testing.assert_allclose(np.diag(sims), 1.0)
+    assert sims[0, 1] == pytest.approx(1.0) and sims[0, 2] == pytest.approx(0.0) and sims[0, 3] == pytest.approx(-1.0)
+    np.testing.assert_allclose(sims, sims.T)
+
+
+def test_cosine_matrix_refuses_a_zero_vector() -> None:
+    with pytest.raises(ValueError, match="zero vector"):
+        discovery.cosine_matrix(np.array([[1.0, 0.0], [0.0, 0.0]]))
+
+
+def test_similarity_heatmap_labels_every_row() -> None:
+    figure = discovery.similarity_heatmap(["a", "b" * 50], np.eye(2))
+    heatmap = figure.data[0]
+    assert list(heatmap.x) == ["a", "b" * 37 + "..."] and np.asarray(heatmap.z).shape == (2, 2)
+
+
+def test_post_vectors_from_points_marks_posts_outside_the_world_unknown() -> None:
+    points = [{"post_id": "p1", "vector": [1.0, 0.0]}, {"post_id": "p2", "vector": [0.0, 1.0]}]
+    posts = PostVectors.from_points(points, {"p1": "cooking"})
+    assert posts.topics == ["cooking", discovery.UNKNOWN_TOPIC] and len(posts) == 2
+    np.testing.assert_array_equal(posts.vector("p2"), [0.0, 1.0])
+    assert posts.matrix.dtype == np.float32
+
+
+def test_post_vectors_need_points() -> None:
+    with pytest.raises(ValueError, match="no vectors"):
+        PostVectors.from_points([], {})
+
+
+def test_topic_cohesion_compares_same_topic_pairs_with_the_rest() -> None:
+    posts = PostVectors(
+        ["a1", "a2", "b1", "b2", "x"],
+        np.stack([unit(1, 0.1), unit(1, -0.1), unit(0.1, 1), unit(-0.1, 1), unit(1, 1)]),
+        ["a", "a", "b", "b", discovery.UNKNOWN_TOPIC],
+    )
+    cohesion = posts.topic_cohesion()
+    assert cohesion["same_topic"] == pytest.approx(float(unit(1, 0.1) @ unit(1, -0.1)))
+    assert cohesion["different_topic"] < 0.3 < cohesion["same_topic"]
+
+
+def test_nearest_is_exact_and_sorted() -> None:
+    matrix = np.stack([unit(1, 0), unit(0, 1), unit(1, 1), unit(-1, 0)])
+    hits = discovery.nearest(matrix, np.array([2.0, 0.1]), k=3)
+    assert [i for i, _ in hits] == [0, 2, 1]
+    assert hits[0][1] == pytest.approx(float(unit(2, 0.1) @ unit(1, 0)))
+    assert len(discovery.nearest(matrix, np.array([1.0, 0.0]), k=10)) == 4
+
+
+# --- PCA -------------------------------------------------------------------------------------------
+
+
+def test_projection_recovers_a_plane_hidden_in_many_dimensions() -> None:
+    rng = np.random.default_rng(0)
+    basis = np.linalg.qr(rng.normal(size=(50, 2)))[0].T  # two orthonormal directions in 50-d
+    flat = rng.normal(size=(200, 2)) * [3.0, 1.0]
+    matrix = flat @ basis + 0.01 * rng.normal(size=(200, 50)) + 5.0
+    projection = Projection.fit(matrix)
+    assert projection.explained[0] > projection.explained[1] > 0.05 and sum(projection.explained) > 0.99
+    np.testing.assert_allclose(projection.components @ projection.components.T, np.eye(2), atol=1e-9)
+    coords = projection.transform(matrix)
+    assert coords.shape == (200, 2)
+    # the 2-D coordinates keep the distances of the plane (up to rotation and reflection)
+    dist_2d = np.linalg.norm(coords[0] - coords[1])
+    dist_plane = np.linalg.norm(flat[0] - flat[1])
+    assert dist_2d == pytest.approx(dist_plane, rel=0.02)
+    assert projection.transform(matrix[0]).shape == (1, 2)
+
+
+def test_projection_signs_are_fixed_so_the_picture_is_stable() -> None:
+    rng = np.random.default_rng(1)
+    matrix = rng.normal(size=(30, 5))
+    for row in Projection.fit(matrix).components:
+        assert row[np.argmax(np.abs(row))] > 0
+    np.testing.assert_array_equal(Projection.fit(matrix).components, Projection.fit(matrix.copy()).components)
+
+
+def test_projection_needs_three_rows() -> None:
+    with pytest.raises(ValueError):
+        Projection.fit(np.eye(2))
+
+
+def test_projection_figure_has_a_trace_per_topic_the_liked_ring_and_the_path() -> None:
+    posts = PostVectors(
+        ["a", "b", "c", "d"], np.stack([unit(1, 0, 0), unit(0, 1, 0), unit(0, 0, 1), unit(1, 1, 0)]),
+        ["x", "y", "x", discovery.UNKNOWN_TOPIC],
+    )  # fmt: skip
+    projection = Projection.fit(posts.matrix)
+    figure = discovery.projection_figure(posts, projection, [unit(1, 0, 0), unit(1, 1, 1)], highlight=["b"])
+    names = [trace.name for trace in figure.data]
+    assert names == [discovery.UNKNOWN_TOPIC, "x", "y", "liked", "interest vector"]
+    assert list(figure.data[-1].text) == ["start", "1"] and list(figure.data[-1].marker.symbol) == ["circle", "star"]
+    assert [trace.name for trace in discovery.projection_figure(posts, projection).data] == names[:3]
+
+
+# --- Discovery shares ------------------------------------------------------------------------------
+
+
+def journey(post_id: str, score: float, source: str = "discovery", **extra: Any) -> dict[str, Any]:
+    return {"post_id": post_id, "source": source, "retrieval_score": score, "rank": None, "dropped": None} | extra
+
+
+JOURNEYS = [
+    journey("s1", 1.7e9, "social"),
+    journey("d1", 0.9),
+    journey("d2", 0.5),
+    journey("d3", 0.7),
+    journey("d4", 0.3),
+]
+TOPICS = {"s1": "cooking", "d1": "travel", "d2": "cooking", "d3": "travel"}
+
+
+def test_discovery_top_keeps_discovery_candidates_by_similarity() -> None:
+    assert [j["post_id"] for j in discovery.discovery_top(JOURNEYS, k=3)] == ["d1", "d3", "d2"]
+
+
+@pytest.mark.parametrize(
+    ("topic", "k", "share"),
+    [("travel", 10, 0.5), ("cooking", 10, 0.25), ("travel", 2, 1.0), ("music", 10, 0.0)],
+)
+def test_topic_share_of_the_top_k(topic: str, k: int, share: float) -> None:
+    assert discovery.topic_share(JOURNEYS, TOPICS, topic, k) == pytest.approx(share)
+
+
+def test_topic_counts_names_posts_outside_the_world_unknown() -> None:
+    assert discovery.topic_counts(JOURNEYS, TOPICS) == Counter(travel=2, cooking=1, unknown=1)
+
+
+def test_topic_share_without_discovery_is_zero() -> None:
+    assert discovery.topic_share([journey("s1", 1.0, "social")], TOPICS, "cooking") == 0.0
+
+
+def test_discovery_frame_shows_missing_ranks_as_na() -> None:
+    frame = discovery.discovery_frame(JOURNEYS[:3] + [journey("d9", 0.1, rank=4)], TOPICS, {"d1": "x" * 100}, k=3)
+    assert list(frame["post_id"]) == ["d1", "d2", "d9"] and len(frame.loc[0, "content"]) == 70
+    assert frame["rank in feed"].isna().tolist() == [True, True, False]
+
+
+@pytest.mark.parametrize(
+    ("shown", "least"),
+    [
+        ({"x": 7, "y": 2, "z": 1}, "z"),
+        ({"x": 7, "y": 3}, "z"),  # a topic discovery does not show at all
+        ({"x": 5, "unknown": 5}, "y"),  # ties: alphabetical; never "unknown"
+    ],
+)
+def test_least_shown_topic(shown: dict[str, int], least: str) -> None:
+    assert discovery.least_shown_topic(Counter(shown), {"a": "x", "b": "y", "c": "z"}) == least
+
+
+# --- The like session, against a fake stack --------------------------------------------------------
+
+
+class FakeLab:
+    """Likes reach the interest vector only after ``lag_polls`` reads, like the asynchronous worker."""
+
+    def __init__(self, posts: PostVectors, start: np.ndarray, rate: float = 0.2, lag_polls: int = 2) -> None:
+        self.posts = posts
+        self.vector = start
+        self.rate = rate
+        self.lag_polls = lag_polls
+        self.pending: list[str] = []
+        self.polls = 0
+        self.likes: set[str] = set()
+
+    def inspect(self, what: str, **_params: Any) -> dict[str, Any]:
+        assert what.startswith("interest/")
+        if self.pending:
+            self.polls += 1
+            if self.polls >= self.lag_polls:
+                for post_id in self.pending:
+                    self.vector = ema_step(self.vector, self.posts.vector(post_id), self.rate)
+                self.pending, self.polls = [], 0
+        return {"vector": self.vector.tolist()}
+
+    def like(self, user_id: str, post_id: str) -> dict[str, Any]:
+        if post_id in self.likes:
+            return {"status": "already_liked"}
+        self.likes.add(post_id)
+        self.pending.append(post_id)
+        return {"status": "liked"}
+
+    def explain(self, user_id: str, limit: int | None = None) -> dict[str, Any]:
+        hits = discovery.nearest(self.posts.matrix, self.vector, k=len(self.posts))
+        return {"journeys": [journey(self.posts.post_ids[i], score) for i, score in hits]}
+
+
+@pytest.fixture
+def world() -> tuple[PostVectors, dict[str, str]]:
+    rng = np.random.default_rng(7)
+    centres = {"travel": unit(1, 0, 0, 0), "cooking": unit(0, 1, 0, 0), "music": unit(0, 0, 1, 0)}
+    ids, rows, topics = [], [], []
+    for topic, centre in centres.items():
+        for i in range(8):
+            ids.append(f"{topic}-{i}")
+            rows.append(unit(*(centre + 0.2 * rng.normal(size=4))))
+            topics.append(topic)
+    return PostVectors(ids, np.stack(rows), topics), dict(zip(ids, topics))
+
+
+def test_like_session_moves_the_vector_by_the_ema_and_raises_the_topic_share(world: Any) -> None:
+    posts, topic_of = world
+    lab = FakeLab(posts, start=unit(0, 1, 0.3, 0))  # a cooking fan
+    session = LikeSession(lab, "u1", topic_of, k=8, timeout=5)  # type: ignore[arg-type]
+    steps = session.like_topic("travel", 4)
+    assert [s.post_id for s in steps] == ["travel-0", "travel-1", "travel-2", "travel-3"]
+    assert all(s.topic == "travel" for s in steps) and len(session.path) == 5
+    table = discovery.ema_table(steps, posts.vector, lab.rate)
+    assert (table["error"] < 1e-6).all() and (table["cos after"] > table["cos before"]).all()
+    shares = session.share("travel")
+    assert shares[0] == 0.0 and shares[-1] > 0.5 and shares == sorted(shares)
+    np.testing.assert_array_equal(steps[1].before, steps[0].after)
+
+
+def test_like_session_skips_posts_it_liked_and_runs_out(world: Any) -> None:
+    posts, topic_of = world
+    session = LikeSession(FakeLab(posts, unit(1, 1, 1, 1)), "u1", topic_of, timeout=5)  # type: ignore[arg-type]
+    session.like_topic("music", 8)
+    with pytest.raises(LookupError, match="music"):
+        session.next_post("music")
+
+
+def test_like_session_refuses_a_like_that_moves_nothing(world: Any) -> None:
+    posts, topic_of = world
+    lab = FakeLab(posts, unit(1, 1, 1, 1))
+    lab.likes.add("music-0")  # liked before this session: the API answers already_liked
+    session = LikeSession(lab, "u1", topic_of, timeout=5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="already liked"):
+        session.like("music-0")
+
+
+def test_waiting_for_a_vector_that_never_moves_times_out(world: Any) -> None:
+    posts, _ = world
+    lab: Any = FakeLab(posts, unit(1, 0, 0, 0))
+    with pytest.raises(TimeoutError):
+        discovery.wait_for_interest_change(lab, "u1", unit(1, 0, 0, 0), timeout=0.2, interval=0.05)
+
+
+def test_topic_history_figure_stacks_a_bar_per_topic(world: Any) -> None:
+    posts, topic_of = world
+    session = LikeSession(FakeLab(posts, unit(0, 1, 0, 0)), "u1", topic_of, k=8, timeout=5)  # type: ignore[arg-type]
+    session.like_topic("travel", 2)
+    figure = discovery.topic_history_figure(session)
+    assert figure.layout.barmode == "stack"
+    assert list(figure.data[0].x) == ["start", "1 · travel", "2 · travel"]
+    for position in range(3):
+        assert sum(trace.y[position] for trace in figure.data) == 8
+
+
+def test_like_explorer_builds_headless_and_its_button_likes(world: Any) -> None:
+    posts, topic_of = world
+    session = LikeSession(FakeLab(posts, unit(0, 1, 0, 0)), "u1", topic_of, timeout=5)  # type: ignore[arg-type]
+    box = discovery.like_explorer(session, posts, Projection.fit(posts.matrix))
+    controls = box.children[0].children
+    controls[0].value = "music"
+    controls[1].click()
+    assert [s.topic for s in session.steps] == ["music"] and "1 likes so far" in box.children[1].value
+
+
+class EmbeddingLab:
+    """The vector count grows by ``step`` per read up to ``stop_at``; SQL holds ``posts`` posts."""
+
+    def __init__(self, posts: int, step: int, stop_at: int) -> None:
+        self.posts, self.step, self.stop_at, self.count = posts, step, stop_at, 0
+        self.store = self
+
+    def counts(self) -> dict[str, int]:
+        return {"posts": self.posts}
+
+    def inspect(self, what: str, **_params: Any) -> dict[str, Any]:
+        assert what == "vectors"
+        self.count = min(self.stop_at, self.count + self.step)
+        return {"count": self.count}
+
+    def services(self) -> dict[str, str]:
+        return {"embedding-worker": "stopped"}
+
+
+def test_wait_until_embedded_waits_while_the_count_grows() -> None:
+    lab: Any = EmbeddingLab(posts=10, step=2, stop_at=10)
+    assert discovery.wait_until_embedded(lab, stall_seconds=1, interval=0) == 10 and lab.count == 10
+
+
+def test_wait_until_embedded_gives_up_when_the_count_stalls() -> None:
+    lab: Any = EmbeddingLab(posts=10, step=2, stop_at=6)
+    with pytest.raises(TimeoutError, match="6 of 10 posts embedded"):
+        discovery.wait_until_embedded(lab, stall_seconds=0.2, interval=0.01)
