@@ -30,6 +30,9 @@ class RuntimeInfo:
     sql_url: str
     profile: str
     pid: int | None = None
+    feature_server_url: str | None = None
+    ranking_url: str | None = None
+    data_dir: str | None = None
 
     @classmethod
     def read(cls, path: Path) -> RuntimeInfo:

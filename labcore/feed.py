@@ -190,6 +190,11 @@ class FeedPipeline:
             post = posts[journey.post_id]
             row = rows.get(journey.post_id)
             values = row.as_features() if row is not None else {}
+            if source != "sql":
+                # The store keeps a row only for pairs with evidence (a like or a follow); no row
+                # means no evidence, which the affinity formula scores 0. Only when no feature
+                # store answered is affinity unknown (None), and the ranker uses its proxy.
+                values.setdefault("affinity_score", 0.0)
             # The row is authoritative when present; SQL fills what a brand-new post lacks.
             values.setdefault("created_at", to_epoch(post.created_at))
             values.setdefault("like_count", post.like_count)

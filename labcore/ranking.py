@@ -9,8 +9,9 @@ formula, made honest:
 * ``recency`` = 0.5 ** (age_hours / 24), from the post's real ``created_at`` and the request's ``now``
   (the original had no creation time in its features, so every post looked equally fresh);
 * ``engagement`` = log1p(likes) / log1p(100), capped at 1, plus 0.1 for media (capped at 1);
-* ``affinity`` = the user→author ``affinity_score``; missing → the user's ``avg_engagement_rate``
-  as a proxy (the original's degradation);
+* ``affinity`` = the user→author ``affinity_score``; unknown (the feature store was down) → a proxy
+  from the user's ``avg_engagement_rate`` (the original's degradation), squashed into [0, 1) as
+  rate / (1 + rate) because the rate is unbounded (likes per post);
 * ``topic_similarity`` = cosine(interest vector, post embedding) mapped to [0, 1]; missing → 0.5;
 * ``jitter`` is *seeded*: a hash of (seed, user, post), so the same request always ranks the same
   way — reproducible lessons, yet ties between equal posts still break differently per user.
@@ -54,7 +55,8 @@ def formula_terms(user_id: str, candidate: Candidate, now: float, seed: int) -> 
     engagement = min(1.0, math.log1p(likes) / math.log1p(100) + (0.1 if f.get("has_media") else 0.0))
     affinity = f.get("affinity_score")
     if affinity is None:
-        affinity = f.get("avg_engagement_rate") or 0.0
+        rate = float(f.get("avg_engagement_rate") or 0.0)
+        affinity = rate / (1 + rate)
     similarity = f.get("topic_similarity")
     topic = 0.5 if similarity is None else (float(similarity) + 1) / 2
     return {

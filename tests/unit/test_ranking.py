@@ -43,7 +43,9 @@ def test_jitter_is_seeded_and_reproducible() -> None:
 
 def test_missing_features_degrade_as_documented() -> None:
     terms = formula_terms("u", cand("p", avg_engagement_rate=0.4), NOW, 0)
-    assert terms["affinity"] == pytest.approx(0.4)  # proxy when affinity is missing
+    assert terms["affinity"] == pytest.approx(0.4 / 1.4)  # bounded proxy when affinity is unknown
+    terms = formula_terms("u", cand("p", avg_engagement_rate=50.0), NOW, 0)
+    assert terms["affinity"] < 1.0  # an unbounded rate never beats real, measured affinity's ceiling
     assert terms["topic_similarity"] == pytest.approx(0.5)  # neutral when similarity is missing
     terms = formula_terms("u", cand("p", affinity_score=0.9, topic_similarity=1.0, has_media=1, like_count=100), NOW, 0)
     assert terms["affinity"] == pytest.approx(0.9)
