@@ -228,6 +228,54 @@ class RunResult:
     samples: list[Sample] = field(default_factory=list)
     wall_seconds: float = 0.0
     warmup: int = 0
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds used during the measured loop
+
+
+def proc_cpu_seconds(pid: int | None) -> float | None:
+    """utime + stime of ``pid`` (all its threads), from /proc; None when unavailable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def machine_cpu_seconds() -> tuple[float, float] | None:
+    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
+    try:
+        values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    idle = values[3] + values[4]  # idle + iowait
+    return (sum(values) - idle) / tick, sum(values) / tick
+
+
+def cpu_snapshot(runtime_pid: int | None) -> dict[str, Any]:
+    return {
+        "runtime": proc_cpu_seconds(runtime_pid),
+        "bench": proc_cpu_seconds(os.getpid()),
+        "machine": machine_cpu_seconds(),
+    }
+
+
+def cpu_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key in ("runtime", "bench"):
+        if before[key] is not None and after[key] is not None:
+            out[f"{key}_cpu_s"] = after[key] - before[key]
+    if before["machine"] and after["machine"]:
+        out["machine_busy_cpu_s"] = after["machine"][0] - before["machine"][0]
+        out["machine_total_cpu_s"] = after["machine"][1] - before["machine"][1]
+    return out
+
+
+def idle_cpu(pid: int | None, seconds: float) -> float | None:
+    """Cores the runtime burns with no request in flight (background threads), over ``seconds``."""
+    before = proc_cpu_seconds(pid)
+    time.sleep(seconds)
+    after = proc_cpu_seconds(pid)
+    return None if before is None or after is None else (after - before) / seconds
 
 
 def follower_user_ids(lab: Any) -> list[str]:
@@ -277,12 +325,14 @@ def run_requests(lab: Any, users: list[str], *, requests: int, warmup: int, seed
         for i in range(warmup):
             one_request(client, lab, rng.choice(users))
         say(f"  warm-up done ({warmup} requests); measuring {requests}")
+        cpu_before = cpu_snapshot(lab.info.pid)
         started = time.perf_counter()
         for i in range(requests):
             result.samples.append(one_request(client, lab, rng.choice(users)))
             if (i + 1) % 100 == 0:
                 say(f"  {i + 1}/{requests} requests")
         result.wall_seconds = time.perf_counter() - started
+        result.cpu = cpu_delta(cpu_before, cpu_snapshot(lab.info.pid))
     return result
 
 
@@ -336,6 +386,8 @@ def summarize(run: RunResult) -> dict[str, Any]:
             "server_ms_warm": pcts([x.server_ms for x in warm]),
             "client_ms_warm": pcts([x.client_ms for x in warm]),
         },
+        "cpu": run.cpu,
+        "runtime_cpu_ms_per_request": 1000 * run.cpu["runtime_cpu_s"] / len(s) if "runtime_cpu_s" in run.cpu else None,
         "fallbacks_seen": 0,  # any fallback aborts the run
         "non_200": 0,  # likewise
         "feature_sources": sorted({x.feature_source for x in s}),
@@ -351,7 +403,6 @@ def machine_facts(lab: Any | None) -> dict[str, Any]:
         "memory_gb": None,
         "platform": platform.platform(),
         "python": platform.python_version(),
-        "loadavg": os.getloadavg() if hasattr(os, "getloadavg") else None,
         "packages": {},
     }
     try:
@@ -406,8 +457,7 @@ def markdown(report: dict[str, Any]) -> str:
     )
     pk = ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v)
     lines.append(
-        f"| machine | {m['cpu_count']} cores ({m['cpus_usable']} usable), {m['cpu_model']}, {m['memory_gb']} GB;"
-        f" load avg before {', '.join(f(x, 2) for x in (m['loadavg'] or ()))} |"
+        f"| machine | {m['cpu_count']} cores ({m['cpus_usable']} usable), {m['cpu_model']}, {m['memory_gb']} GB |"
     )
     lines.append(f"| software | Python {m['python']}, redis-server {m.get('redis_server')}; {pk} |")
     lines.append(f"| platform | {m['platform']} |")
@@ -447,6 +497,19 @@ def markdown(report: dict[str, Any]) -> str:
         f" {f(cold['server_ms_cold'].get('p99'))} |",
         "| fallbacks / non-200 | none / none (either aborts the run) |",
     ]
+    cpu = s["cpu"]
+    if "runtime_cpu_s" in cpu and "machine_busy_cpu_s" in cpu:
+        ours = cpu["runtime_cpu_s"] + cpu.get("bench_cpu_s", 0.0)
+        cores = cpu["machine_total_cpu_s"] / s["wall_seconds"] if s["wall_seconds"] else 0
+        lines.append(
+            f"| CPU during the measured loop | runtime {f(s['runtime_cpu_ms_per_request'])} ms/request"
+            f" ({f(cpu['runtime_cpu_s'])} s), bench client {f(cpu.get('bench_cpu_s'))} s;"
+            f" machine busy {f(cpu['machine_busy_cpu_s'])} of {f(cpu['machine_total_cpu_s'])} CPU-s"
+            f" (~{cores:.0f} cores), of which other processes {f(max(cpu['machine_busy_cpu_s'] - ours, 0.0))} s |"
+        )
+    if report.get("runtime_idle_cores") is not None:
+        lines.append(f"| runtime CPU with no request in flight (after catch-up) | {report['runtime_idle_cores']:.2f} cores |")
+    lines.append(f"| load average before / after | {report['machine'].get('loadavg_before')} / {report['machine'].get('loadavg_after')} |")
     return "\n".join(lines) + "\n"
 
 
@@ -462,6 +525,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", type=Path, default=None, help="also write the figures and raw samples here")
     p.add_argument("--catchup-timeout", type=float, default=3600.0)
     p.add_argument("--up-timeout", type=float, default=300.0)
+    p.add_argument("--idle-seconds", type=float, default=5.0, help="measure the idle runtime's CPU this long (0: skip)")
     p.add_argument(
         "--feature-batch-seconds", type=float, default=None,
         help="FEEDLAB_FEATURE_BATCH_SECONDS for the runtime (product default 300: a periodic full"
@@ -503,7 +567,7 @@ def main(argv: list[str] | None = None) -> int:
         from labcore.settings import Settings
 
         lab = labcore.connect(Settings(data_dir=data_dir))
-        facts = machine_facts(lab)  # load average before seeding and measuring
+        facts = machine_facts(lab)
         say(f"seeding the {args.size} world (seed {args.seed})")
         t0 = time.monotonic()
         seeded_now = lab.seed(args.size, args.seed, progress=True)
@@ -518,14 +582,16 @@ def main(argv: list[str] | None = None) -> int:
         health = lab.health()
         if health["status"] != "ok":
             raise BenchFailure(f"the stack is degraded before measuring: {health['components']}")
-        facts["loadavg"] = os.getloadavg() if hasattr(os, "getloadavg") else None
+        facts["loadavg_before"] = tuple(round(x, 2) for x in os.getloadavg())
 
+        idle = idle_cpu(lab.info.pid, args.idle_seconds) if args.idle_seconds > 0 else None
         users = follower_user_ids(lab)
         if not users:
             raise BenchFailure("no user follows anyone")
         say(f"requests: {args.warmup} warm-up + {args.requests} measured over {len(users)} eligible users")
         run = run_requests(lab, users, requests=args.requests, warmup=args.warmup, seed=args.seed)
         after = lab.health()
+        facts["loadavg_after"] = tuple(round(x, 2) for x in os.getloadavg())
         report = {
             "world": {
                 "size": args.size, "seed": args.seed, "counts": counts, "reused": reused,
@@ -537,6 +603,7 @@ def main(argv: list[str] | None = None) -> int:
             "summary": summarize(run),
             "machine": facts,
             "workers_after": after.get("workers"),
+            "runtime_idle_cores": idle,
         }  # fmt: skip
         if runtime.reused_running:
             report["runtime"] += ", already running (left running)"

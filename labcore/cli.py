@@ -75,9 +75,13 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     log_path = settings.data_dir / "runtime.log"
+    # One BLAS thread: the runtime's numpy work is tiny per call, and OpenBLAS's second thread
+    # spinning after each call cost ~40 % of the runtime's CPU while serving (bench/profile_feed.py).
+    env = os.environ | {"OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "1")}
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "labcore.runtime"],
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -94,6 +94,17 @@ def test_search_leaves_out_excluded_authors(vectors: VectorStore) -> None:
     assert [h.post_id for h in vectors.search(unit(1.0), 10, exclude_author_ids={"nobody"})] == ["a1", "b1", "c1"]
 
 
+def test_exclusion_still_fills_the_limit_when_excluded_authors_own_the_nearest_posts(vectors: VectorStore) -> None:
+    rng = np.random.default_rng(0)
+    query = unit(1, 0, 0)
+    # 200 posts by "prolific" right next to the query, 30 by others further away
+    near = [item(f"p{i}", query + 0.01 * rng.standard_normal(384), "prolific") for i in range(200)]
+    far = [item(f"o{i}", unit(1, 1, 0) + 0.01 * rng.standard_normal(384), f"other{i}") for i in range(30)]
+    vectors.upsert([VectorItem(i.post_id, i.vector / np.linalg.norm(i.vector), i.author_id, 1.0) for i in near + far])
+    hits = vectors.search(query, 20, exclude_author_ids={"prolific"})
+    assert len(hits) == 20 and all(hit.author_id != "prolific" for hit in hits)
+
+
 def test_vectors_round_trip_and_skip_unknown_ids(vectors: VectorStore) -> None:
     post_a, post_b = str(uuid.uuid4()), "not-a-uuid"  # real post ids are UUIDs; others still work
     vectors.upsert([item(post_a, unit(0.3, 0.4, 0.5)), item(post_b, unit(0.0, 0.0, 1.0))])

@@ -135,13 +135,26 @@ class QdrantVectors(VectorStore):
     ) -> list[VectorHit]:
         if limit <= 0:
             return []
+        excluded = set(exclude_author_ids)
+        if self.is_local and excluded:
+            # Local mode evaluates a payload filter in Python point by point (33 ms at 3k posts,
+            # 200 ms at 20k, measured by bench/profile_feed.py); an unfiltered query is numpy.
+            # So over-fetch and drop the excluded authors here, widening until enough are left.
+            fetch = limit + 50
+            while True:
+                hits = self._query(vector, fetch, None)
+                kept = [hit for hit in hits if hit.author_id not in excluded]
+                if len(kept) >= limit or len(hits) < fetch:
+                    return kept[:limit]
+                fetch *= 2
         query_filter = None
-        if exclude_author_ids:
+        if excluded:
             query_filter = models.Filter(
-                must_not=[
-                    models.FieldCondition(key="author_id", match=models.MatchAny(any=list(exclude_author_ids)))
-                ]
+                must_not=[models.FieldCondition(key="author_id", match=models.MatchAny(any=list(excluded)))]
             )
+        return self._query(vector, limit, query_filter)
+
+    def _query(self, vector: np.ndarray, limit: int, query_filter: models.Filter | None) -> list[VectorHit]:
         response = self._call(
             lambda: self.client.query_points(
                 self.collection,
