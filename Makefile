@@ -9,6 +9,8 @@ STAMP := $(VENV)/.installed
 TORCH_PIP_ARGS ?=
 WORLD ?= small
 PYTEST_ARGS ?=
+# JupyterLab refuses to run as root unless told to (containers, CI machines); token auth stays on.
+JUPYTER_ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 .PHONY: install lab up down status seed test test-unit test-contract test-integration test-e2e test-notebooks check ui-check clean
 
@@ -25,7 +27,7 @@ install: $(STAMP)
 lab: install
 	$(BIN)/feedlab up
 	$(BIN)/feedlab seed --size $(WORLD)
-	$(BIN)/jupyter lab --ip 127.0.0.1 --notebook-dir notebooks
+	$(BIN)/jupyter lab --ip 127.0.0.1 --notebook-dir notebooks $(JUPYTER_ROOT_FLAG)
 
 up: install
 	$(BIN)/feedlab up
