@@ -103,11 +103,10 @@ class Runtime:
             open_serving_store(settings, redis_url=settings.redis_url), settings.host, settings.feature_port
         ).start()
 
-        self._start_workers(stack, writer)
+        relay = self._start_workers(stack, writer)
         from services.api.app import create_app  # the API and ranking are deployables on labcore
         from services.ranking.app import create_app as create_ranking_app
 
-        relay = self._relay
         writes = WritePath(stack, on_commit=relay.notify)
         self._ranking_app = create_ranking_app(settings.ranking_model)
         self._serve("ranking", self._ranking_app, settings.ranking_port)
@@ -132,7 +131,8 @@ class Runtime:
                 updates[field] = free_port(settings.host)
         return settings.model_copy(update=updates)
 
-    def _start_workers(self, stack: Stack, writer: FeatureWriter) -> None:
+    def _start_workers(self, stack: Stack, writer: FeatureWriter) -> OutboxRelay:
+        """Start every worker thread; returns the relay, which the write path wakes after commits."""
         settings = stack.settings
         refresh = FeatureRefresh(stack.store.engine, writer, embeddings_for=stack.vectors.vectors)
 
@@ -142,7 +142,7 @@ class Runtime:
             except LabError as exc:  # features are repaired by the next event or batch
                 log.warning("feature refresh after embedding failed: %s", exc)
 
-        self._relay = relay = OutboxRelay(stack.store, stack.events, poll_seconds=settings.outbox_poll_seconds)
+        relay = OutboxRelay(stack.store, stack.events, poll_seconds=settings.outbox_poll_seconds)
         fanout = FanoutHandler(stack.store, stack.mailboxes)
         embedding, interests = worker_loops(
             stack.events,
@@ -173,6 +173,7 @@ class Runtime:
             self._spawn(name, loop.run)
             self.reports[name] = _loop_report(loop)
         self._spawn("feature-batch", lambda stop: self._feature_batches(stack, writer, stop))
+        return relay
 
     def _feature_batches(self, stack: Stack, writer: FeatureWriter, stop: threading.Event) -> None:
         """Re-materialize periodically: counters no event refreshes (follower counts) catch up."""
