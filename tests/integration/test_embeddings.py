@@ -3,7 +3,6 @@ worker's handler writing into a local Qdrant. The model loads once for the modul
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -32,14 +31,6 @@ FOOTBALL = [
 @pytest.fixture(scope="module")
 def embedder() -> Embedder:
     return Embedder(batch_size=8).load()
-
-
-@pytest.fixture
-def vectors(tmp_path: Path) -> Iterator[QdrantVectors]:
-    store = QdrantVectors.local(tmp_path / "qdrant", "posts")
-    store.ensure_collection()
-    yield store
-    store.close()
 
 
 def post_record(post_id: str, author_id: str, content: str, offset: int) -> Record:

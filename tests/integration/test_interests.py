@@ -96,14 +96,6 @@ def store(tmp_path: Path) -> Iterator[SqlStore]:
     store.dispose()
 
 
-@pytest.fixture
-def vectors(tmp_path: Path) -> Iterator[QdrantVectors]:
-    store = QdrantVectors.local(tmp_path / "qdrant", "posts")
-    store.ensure_collection()
-    yield store
-    store.close()
-
-
 @pytest.fixture(scope="module")
 def embedder() -> Embedder:
     return Embedder(batch_size=32).load()
