@@ -53,10 +53,12 @@ class LabClient:
         self.redis: redis.Redis = redis_client(info.redis_url)
         self.store = SqlStore.from_url(info.sql_url)
         self.mailboxes = RedisMailboxes(self.redis, cap=settings.mailbox_cap)
+        self.last_trace_id: str | None = None  # the trace of the last API call (``X-Trace-Id``)
 
     # --- the public API --------------------------------------------------------------------------
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.api.request(method, path, **kwargs)
+        self.last_trace_id = response.headers.get("X-Trace-Id", self.last_trace_id)
         if response.status_code >= 400:
             raise LabError(f"{method} {path} -> {response.status_code}: {response.text}")
         return response.json()
@@ -98,6 +100,24 @@ class LabClient:
         ``inspect("events/new-posts", count=5)``, ``inspect("vectors", limit=500)``,
         ``inspect("interest/<user_id>")``, ``inspect("impressions")``."""
         return self._call("GET", f"/introspect/{what}", params=params)
+
+    # --- traces and metrics ----------------------------------------------------------------------
+    def traces(self, limit: int = 20, root: str | None = None) -> list[dict[str, Any]]:
+        """Summaries of the newest traces (``root="GET /feed/"`` for feed requests only)."""
+        return self._call("GET", "/traces/", params={"limit": limit} | ({"root": root} if root else {}))
+
+    def trace(self, trace_id: str | None = None) -> list[dict[str, Any]]:
+        """Every span of one trace (default: the last API call's), in start order."""
+        trace_id = trace_id or self.last_trace_id
+        if trace_id is None:
+            raise LabError("no trace id: make an API call first or pass one")
+        return self._call("GET", f"/traces/{trace_id}")
+
+    def metrics(self) -> str:
+        """The API process's ``/metrics`` in Prometheus text format (parse with ``labcore.metrics_view``)."""
+        response = self.api.get("/metrics")
+        response.raise_for_status()
+        return response.text
 
     # --- running services from notebook cells -----------------------------------------------------
     def services(self) -> dict[str, str]:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from labcore import metrics
 from labcore.adapters.events.base import EventLog
 from labcore.domain import Record
 from labcore.errors import LabError
@@ -63,11 +64,13 @@ class ConsumerLoop:
                 subscription.ack(records)
                 self.stats.handled += len(records)
                 self.stats.last_batch_at = time.time()
+                metrics.EVENTS_HANDLED.labels(self.group).inc(len(records))
             except (LabError, OSError) as exc:
                 # A backend is down or a record failed: nothing was acked for this batch, so it
                 # comes back after we reconnect. Back off instead of spinning.
                 self.stats.failures += 1
                 self.stats.last_error = str(exc)
+                metrics.CONSUMER_FAILURES.labels(self.group).inc()
                 log.warning("%s/%s: %s; retrying in %.1fs", self.group, self.consumer, exc, self.backoff_seconds)
                 subscription = _close_quietly(subscription)
                 stop.wait(self.backoff_seconds)

@@ -19,6 +19,10 @@ TOPIC_NEW_POSTS = "new-posts"
 TOPIC_ENGAGEMENTS = "engagements"
 TOPIC_IMPRESSIONS = "impressions"
 
+# Record header with the time the write path committed the event (epoch seconds). Workers measure
+# their lag from it rather than from ``created_at``, which a seeded world sets in the past.
+WRITTEN_AT = "written_at"
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -133,3 +137,12 @@ class Record:
     key: str
     value: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def written_at(self) -> float | None:
+        """When the write path committed this event (None for events written without the header)."""
+        raw = self.headers.get(WRITTEN_AT)
+        try:
+            return float(raw) if raw is not None else None
+        except ValueError:
+            return None

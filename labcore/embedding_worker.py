@@ -12,10 +12,13 @@ runtime run them in threads.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
+from opentelemetry import trace
 
+from labcore import metrics, tracing
 from labcore.adapters.events.base import EventLog
 from labcore.adapters.sql.store import SqlStore
 from labcore.adapters.vectors.base import VectorItem, VectorStore
@@ -23,6 +26,8 @@ from labcore.consumer import ConsumerLoop
 from labcore.domain import TOPIC_ENGAGEMENTS, TOPIC_NEW_POSTS, PostCreated, PostLiked, Record
 from labcore.embeddings import Embedder
 from labcore.interests import InterestVectors
+
+tracer = trace.get_tracer(__name__)
 
 OnEmbedded = Callable[[list[tuple[PostCreated, np.ndarray]]], None]
 
@@ -46,12 +51,19 @@ class EmbeddingHandler:
         events = list({e.post_id: e for e in (PostCreated.from_dict(r.value) for r in records)}.values())
         if not events:
             return
-        matrix = self.embedder.encode([e.content for e in events])
-        self.vectors.upsert(
-            [VectorItem(e.post_id, matrix[i], e.author_id, e.created_at) for i, e in enumerate(events)]
-        )
+        with tracing.continue_each(tracer, "embedding.embed_post", records):
+            matrix = self.embedder.encode([e.content for e in events])
+            self.vectors.upsert(
+                [VectorItem(e.post_id, matrix[i], e.author_id, e.created_at) for i, e in enumerate(events)]
+            )
+        done = time.time()
+        metrics.EMBEDDINGS.inc(len(events))
+        for record in records:
+            if record.written_at is not None:
+                metrics.EMBEDDING_LAG.observe(max(0.0, done - record.written_at))
         if self.on_embedded is not None:
-            self.on_embedded([(e, matrix[i]) for i, e in enumerate(events)])
+            with tracing.continue_each(tracer, "features.refresh_posts", records):
+                self.on_embedded([(e, matrix[i]) for i, e in enumerate(events)])
         self.posts += len(events)
         self.batches += 1
 
@@ -81,7 +93,10 @@ class EngagementHandler:
         self.skipped = 0
 
     def __call__(self, records: Sequence[Record]) -> None:
-        likes = [PostLiked.from_dict(r.value) for r in records]
+        with tracing.continue_each(tracer, "interests.update_from_likes", records):
+            self._apply([PostLiked.from_dict(r.value) for r in records])
+
+    def _apply(self, likes: list[PostLiked]) -> None:
         post_ids = list(dict.fromkeys(like.post_id for like in likes))
         post_vectors = self.vectors.vectors(post_ids) if post_ids else {}
         post_vectors.update(self._embed_missing([p for p in post_ids if p not in post_vectors]))

@@ -8,11 +8,17 @@ merged into followers' feeds at read time, see ``labcore.feed``).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
+from opentelemetry import trace
+
+from labcore import metrics, tracing
 from labcore.adapters.redis.mailboxes import RedisMailboxes
 from labcore.adapters.sql.store import SqlStore
 from labcore.domain import PostCreated, Record
+
+tracer = trace.get_tracer(__name__)
 
 
 def delivery_for(follower_count: int, celebrity_threshold: int) -> str:
@@ -39,5 +45,18 @@ class FanoutHandler:
 
     def __call__(self, records: Sequence[Record]) -> None:
         for record in records:
-            self.deliveries += deliver(PostCreated.from_dict(record.value), self.store, self.mailboxes)
+            event = PostCreated.from_dict(record.value)
+            # Each post's fan-out continues the trace of the request that wrote it.
+            with tracer.start_as_current_span(
+                "fanout.deliver",
+                context=tracing.extract(record.headers),
+                attributes={"post_id": event.post_id, "delivery": event.delivery},
+            ) as span:
+                delivered = deliver(event, self.store, self.mailboxes)
+                span.set_attribute("mailboxes", delivered)
+            self.deliveries += delivered
             self.posts += 1
+            metrics.FANOUT_POSTS.labels(event.delivery).inc()
+            metrics.FANOUT_DELIVERIES.inc(delivered)
+            if delivered and record.written_at is not None:
+                metrics.FANOUT_LAG.observe(max(0.0, time.time() - record.written_at))

@@ -66,6 +66,7 @@ import redis
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from labcore import tracing
 from labcore.adapters.sql.schema import follows, likes, posts, users
 from labcore.domain import to_epoch
 from labcore.errors import BackendUnavailable
@@ -261,7 +262,8 @@ class FeastServerFeatures(FeatureSource):
 
     def _post(self, body: dict[str, Any]) -> dict[str, Any]:
         try:
-            response = self._client.post("/get-online-features", json=body)
+            # Feast's server (FastAPI) continues this trace: its spans nest under the feature fetch.
+            response = self._client.post("/get-online-features", json=body, headers=tracing.inject())
             response.raise_for_status()
             return response.json()
         except httpx.HTTPStatusError as exc:

@@ -27,17 +27,23 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from opentelemetry import trace
 
+from labcore import metrics
 from labcore.bootstrap import Stack
 from labcore.domain import Post, User, to_epoch
 from labcore.errors import BackendUnavailable
 from labcore.ranking import Candidate, recency
+from labcore.tracing import trace_id_of
+
+tracer = trace.get_tracer(__name__)
 
 
 @dataclass
@@ -81,21 +87,26 @@ class FeedResult:
     model_version: str = ""
     stage_ms: dict[str, float] = field(default_factory=dict)
     latency_ms: float = 0.0
+    trace_id: str | None = None
 
 
 class StageTimer:
-    """Wall time per named stage, in milliseconds."""
+    """Each named stage is a span (the trace), a histogram sample (the metrics) and a figure in ms
+    (the response) — three views of one measurement."""
 
     def __init__(self) -> None:
         self.ms: dict[str, float] = {}
 
     @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
+    def stage(self, name: str) -> Iterator[trace.Span]:
         start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.ms[name] = round((time.perf_counter() - start) * 1000, 3)
+        with tracer.start_as_current_span(name) as span:
+            try:
+                yield span
+            finally:
+                seconds = time.perf_counter() - start
+                self.ms[name] = round(seconds * 1000, 3)
+                metrics.FEED_STAGE_LATENCY.labels(name).observe(seconds)
 
 
 def cosine(a: np.ndarray | None, b: np.ndarray | None) -> float | None:
@@ -254,6 +265,25 @@ class FeedPipeline:
 
     # --- the whole request -----------------------------------------------------------------------
     def run(self, user_id: str, limit: int | None = None, now: float | None = None) -> FeedResult:
+        """Build one feed; the ``get_feed`` span holds one child span per stage."""
+        with tracer.start_as_current_span("get_feed", attributes={"user_id": user_id}) as span:
+            result = self._run(user_id, limit, now)
+            span.set_attributes(
+                {
+                    "candidates.social": result.candidates_social,
+                    "candidates.discovery": result.candidates_discovery,
+                    "candidates.after_filter": result.candidates_after_filter,
+                    "items": len(result.items),
+                    "feature_source": result.feature_source,
+                    "model_version": result.model_version,
+                    "fallbacks": result.fallbacks,
+                }
+            )
+            result.trace_id = trace_id_of(span)
+        record_metrics(result)
+        return result
+
+    def _run(self, user_id: str, limit: int | None, now: float | None) -> FeedResult:
         started = time.perf_counter()
         limit = limit or self.settings.feed_limit
         now = now or time.time()
@@ -262,23 +292,28 @@ class FeedPipeline:
         timer, fallbacks = StageTimer(), []
 
         with timer.stage("stage1_retrieval"):
-            social = self.social(user_id, fallbacks)
-            try:
-                interest = self.interest(user_id)
-                discovery = self.discovery(user_id, interest, {j.post_id for j in social})
-            except BackendUnavailable:
-                fallbacks.append("vectors:social-only")
-                interest, discovery = None, []
+            with tracer.start_as_current_span("social_retrieval") as span:
+                social = self.social(user_id, fallbacks)
+                span.set_attribute("candidates", len(social))
+            with tracer.start_as_current_span("discovery_retrieval") as span:
+                try:
+                    interest = self.interest(user_id)
+                    discovery = self.discovery(user_id, interest, {j.post_id for j in social})
+                except BackendUnavailable:
+                    fallbacks.append("vectors:social-only")
+                    interest, discovery = None, []
+                span.set_attribute("candidates", len(discovery))
         journeys = social + discovery
 
-        with timer.stage("stage2_impression_filtering"):
+        with timer.stage("stage2_impression_filtering") as span:
             seen = self.seen(user_id, [j.post_id for j in journeys], now, fallbacks)
             for journey in journeys:
                 if journey.post_id in seen:
                     journey.filtered = "seen_in_24h"
             survivors = [j for j in journeys if j.filtered is None]
+            span.set_attributes({"candidates.in": len(journeys), "candidates.out": len(survivors)})
 
-        with timer.stage("stage3_feature_fetch"):
+        with timer.stage("stage3_feature_fetch") as span:
             posts = store.get_posts([j.post_id for j in survivors])
             for journey in survivors:
                 if journey.post_id not in posts:
@@ -286,11 +321,15 @@ class FeedPipeline:
                 else:
                     journey.author_id = posts[journey.post_id].author_id
             survivors = [j for j in survivors if j.filtered is None]
+            fetch_started = time.perf_counter()
             feature_source = self.features(user_id, survivors, posts, fallbacks)
+            metrics.FEATURE_FETCH.labels(feature_source).observe(time.perf_counter() - fetch_started)
             self.topic_similarity(interest, survivors)
+            span.set_attribute("feature_source", feature_source)
 
-        with timer.stage("stage3_ranking"):
+        with timer.stage("stage3_ranking") as span:
             model_version = self.rank(user_id, survivors, now, fallbacks)
+            span.set_attributes({"model_version": model_version, "candidates": len(survivors)})
 
         with timer.stage("stage4_rerank_hydrate"):
             kept = self.rerank(survivors, limit)
@@ -315,3 +354,16 @@ class FeedPipeline:
             stage_ms=timer.ms,
             latency_ms=round((time.perf_counter() - started) * 1000, 3),
         )
+
+
+def record_metrics(result: FeedResult) -> None:
+    """One request's figures into the Prometheus metrics (stage latencies are observed as they run)."""
+    metrics.FEED_LATENCY.observe(result.latency_ms / 1000)
+    for source, count in Counter(j.source for j in result.journeys).items():
+        metrics.FEED_CANDIDATES.labels(source).inc(count)
+    retrieved = result.candidates_social + result.candidates_discovery
+    if retrieved:
+        seen = sum(1 for j in result.journeys if j.filtered == "seen_in_24h")
+        metrics.IMPRESSION_FILTER_SURVIVAL.observe((retrieved - seen) / retrieved)
+    for fallback in result.fallbacks:
+        metrics.FEED_FALLBACKS.labels(fallback.split(":")[0], fallback).inc()

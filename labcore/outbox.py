@@ -11,11 +11,15 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
+from opentelemetry import trace
+
+from labcore import metrics, tracing
 from labcore.adapters.events.base import EventLog
 from labcore.adapters.sql.store import SqlStore
 from labcore.errors import LabError
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 
 @dataclass
@@ -38,8 +42,14 @@ class OutboxRelay:
         done: list[int] = []
         try:
             for entry in pending:
-                self.events.publish(entry.topic, entry.key, entry.payload, entry.headers)
+                # The publish joins the trace of the request that wrote the row, and the consumers
+                # continue from it: the record carries this span's context onwards.
+                with tracer.start_as_current_span(
+                    "outbox.publish", context=tracing.extract(entry.headers), attributes={"topic": entry.topic}
+                ):
+                    self.events.publish(entry.topic, entry.key, entry.payload, tracing.inject(entry.headers))
                 done.append(entry.id)  # type: ignore[arg-type]
+                metrics.OUTBOX_PUBLISHED.labels(entry.topic).inc()
         finally:
             # Mark what did go out even if a later publish failed, so it is not sent twice.
             self.store.outbox_mark_published(done)

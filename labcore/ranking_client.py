@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import httpx
 
+from labcore import metrics, tracing
 from labcore.errors import BackendUnavailable
 from labcore.ranking import Candidate
 
@@ -25,9 +26,11 @@ class RankingClient:
             "candidates": [{"post_id": c.post_id, "features": dict(c.features)} for c in candidates],
         }
         try:
-            response = self._http.post(f"{self.url}/rank", json=body)
+            # The service continues this trace: its spans nest under stage3_ranking.
+            response = self._http.post(f"{self.url}/rank", json=body, headers=tracing.inject())
             response.raise_for_status()
         except httpx.HTTPError as exc:
+            metrics.RANKING_ERRORS.labels(_reason(exc)).inc()
             raise BackendUnavailable("ranking", f"{self.url}: {exc}") from exc
         data = response.json()
         return {s["post_id"]: s["score"] for s in data["scores"]}, data["model_version"]
@@ -40,3 +43,11 @@ class RankingClient:
 
     def close(self) -> None:
         self._http.close()
+
+
+def _reason(exc: httpx.HTTPError) -> str:
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout"
+    if isinstance(exc, httpx.HTTPStatusError):
+        return f"http_{exc.response.status_code}"
+    return "unreachable"

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import uvicorn
+from opentelemetry import trace
 
 from labcore.adapters.redis.server import EmbeddedRedis, free_port
 from labcore.bootstrap import Stack, build_stack
@@ -45,9 +46,11 @@ from labcore.feed import FeedPipeline
 from labcore.impression_worker import ImpressionHandler
 from labcore.outbox import OutboxRelay
 from labcore.settings import Settings
+from labcore.tracing import continue_each, setup_tracing
 from labcore.write_path import WritePath
 
 log = logging.getLogger("labcore.runtime")
+tracer = trace.get_tracer(__name__)
 
 
 class FeatureEngagementHandler:
@@ -58,10 +61,11 @@ class FeatureEngagementHandler:
         self.likes = 0
 
     def __call__(self, records: Sequence[Record]) -> None:
-        for record in records:
-            like = PostLiked.from_dict(record.value)
-            self.refresh.post_liked(like.user_id, like.post_id)
-            self.likes += 1
+        with continue_each(tracer, "features.refresh_like", records):
+            for record in records:
+                like = PostLiked.from_dict(record.value)
+                self.refresh.post_liked(like.user_id, like.post_id)
+                self.likes += 1
 
 
 class Runtime:
@@ -82,6 +86,9 @@ class Runtime:
     def start(self) -> Runtime:
         self.settings = self._resolve_ports(self.settings)
         settings = self.settings
+        # One process, one tracer provider: every service's spans land in the same buffer, so a
+        # post's trace is whole here (in compose, Jaeger joins the containers' spans).
+        setup_tracing(settings, "feedlab")
         stack = self.stack = build_stack(settings)
         stack.store.create_schema()
         # Open the process-owned stores now (failing early and loudly), behind gates the learner

@@ -138,6 +138,16 @@ class Settings(BaseSettings):
         default=None, description="Base URL clients use for the API (signed media URLs point here)."
     )
 
+    # --- Telemetry -------------------------------------------------------------------------------
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="OTLP/HTTP endpoint for traces (compose: http://jaeger:4318). Recent spans are kept in memory either way.",
+    )
+    trace_buffer_spans: int = Field(default=20000, ge=100, description="Finished spans kept in memory for /traces.")
+    metrics_port: int = Field(
+        default=0, ge=0, le=65535, description="Worker processes serve /metrics here (0: no server; services use their own port)."
+    )
+
     # --- Synthetic world -------------------------------------------------------------------------
     seed: int = 42
 

@@ -10,18 +10,23 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
 
+from opentelemetry import trace
+
+from labcore import metrics, tracing
 from labcore.bootstrap import Stack
 from labcore.adapters.sql.store import OutboxEntry
-from labcore.domain import Post, PostCreated, PostLiked, User, to_epoch, utcnow
+from labcore.domain import WRITTEN_AT, Post, PostCreated, PostLiked, User, to_epoch, utcnow
 from labcore.errors import InvalidInput, LabError
 from labcore.fanout import delivery_for
 from labcore.media_validation import decode_media
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 USERNAME = re.compile(r"^[A-Za-z0-9_.]{1,64}$")
 
@@ -78,6 +83,22 @@ class WritePath:
         created_at: datetime | None = None,
         headers: dict[str, str] | None = None,
     ) -> Post:
+        with tracer.start_as_current_span("create_post", attributes={"user_id": user_id}) as span:
+            post = self._create_post(user_id, content, media_base64, media_type, post_id, created_at, headers)
+            span.set_attributes({"post_id": post.id, "delivery": post.delivery, "has_media": post.media_key is not None})
+        metrics.POST_INGESTION.labels(post.delivery).inc()
+        return post
+
+    def _create_post(
+        self,
+        user_id: str,
+        content: str,
+        media_base64: str | None,
+        media_type: str | None,
+        post_id: str | None,
+        created_at: datetime | None,
+        headers: dict[str, str] | None,
+    ) -> Post:
         settings = self.stack.settings
         content = content.strip()
         if not content:
@@ -93,7 +114,8 @@ class WritePath:
         if media_base64 is not None:
             media = decode_media(media_base64, media_type or "", settings.media_max_bytes)
             media_key = f"posts/{post_id}.{media.extension}"
-            self.stack.media.put(media_key, media.data, media.content_type)
+            with tracer.start_as_current_span("media.put", attributes={"bytes": len(media.data)}):
+                self.stack.media.put(media_key, media.data, media.content_type)
             stored_type = media.content_type
 
         post = Post(
@@ -113,12 +135,18 @@ class WritePath:
             delivery=post.delivery,
             has_media=media_key is not None,
         )
-        self.stack.store.add_post(post, [_outbox(event, headers)])
+        outbox = _outbox(event, headers)  # carries create_post's context, so the workers nest under it
+        with tracer.start_as_current_span("sql.add_post"):
+            self.stack.store.add_post(post, [outbox])
         self.on_commit()
         return post
 
     def like(self, user_id: str, post_id: str, *, headers: dict[str, str] | None = None) -> bool:
         """Like; False when already liked (idempotent, no second event)."""
+        with tracer.start_as_current_span("like", attributes={"user_id": user_id, "post_id": post_id}):
+            return self._like(user_id, post_id, headers)
+
+    def _like(self, user_id: str, post_id: str, headers: dict[str, str] | None) -> bool:
         post = self.stack.store.get_post(post_id)
         event = PostLiked(user_id=user_id, post_id=post.id, author_id=post.author_id, liked_at=to_epoch(utcnow()))
         created = self.stack.store.like(user_id, post_id, [_outbox(event, headers)])
@@ -133,4 +161,6 @@ class WritePath:
 
 
 def _outbox(event: PostCreated | PostLiked, headers: dict[str, str] | None) -> OutboxEntry:
-    return OutboxEntry(topic=event.topic, key=event.key, payload=event.to_dict(), headers=headers or {})
+    """The event's outbox row; its headers carry the current trace context and the write time."""
+    headers = tracing.inject(headers) | {WRITTEN_AT: f"{time.time():.6f}"}
+    return OutboxEntry(topic=event.topic, key=event.key, payload=event.to_dict(), headers=headers)

@@ -89,6 +89,27 @@ def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return request.getfixturevalue("mysql_url")
 
 
+# --- promtool: Prometheus's own linter for the exposition format ------------------------------
+
+@pytest.fixture(scope="session")
+def promtool() -> object:
+    """``check(text)``: run ``promtool check metrics`` on an exposition, failing the test on any finding.
+
+    Required, never skipped: a missing promtool fails with how to install it (``.ci/run`` does).
+    """
+    import shutil
+
+    binary = shutil.which("promtool")
+    if binary is None:
+        pytest.fail("promtool not found: install Debian's `prometheus` package (apt-get install prometheus)")
+
+    def check(text: str) -> None:
+        result = subprocess.run([binary, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
+        assert result.returncode == 0, f"promtool check metrics: {result.stdout}{result.stderr}"
+
+    return check
+
+
 # --- a whole stack, started the way a user starts it: `feedlab up` in a subprocess -----------
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ from labcore.errors import BackendUnavailable, Conflict, Forbidden, InvalidInput
 from labcore.feed import FeedPipeline
 from labcore.write_path import WritePath
 from services.api.routes.admin import ServiceControl
-from services.api.routes import admin, feed, health, impressions, introspect, media, posts, users
+from services.api.routes import admin, feed, health, impressions, introspect, media, posts, traces, users
+from services.http_telemetry import FASTAPI_TELEMETRY, instrument
 
 # Most specific first: TooLarge is an InvalidInput.
 STATUS_FOR: list[tuple[type[LabError], int]] = [
@@ -46,6 +47,7 @@ def create_app(
         title="Social Feed Lab API",
         version="0.1.0",
         description="Write path, fan-out and the feed of the Social Feed Lab.",
+        telemetry=FASTAPI_TELEMETRY,
     )
     app.state.stack = stack
     app.state.writes = writes or WritePath(stack)
@@ -68,6 +70,8 @@ def create_app(
     if control is not None:
         app.state.control = control
         app.include_router(admin.router)
-    for router in (users.router, posts.router, feed.router, impressions.router, introspect.router, media.router, health.router):
-        app.include_router(router)
+    routers = (users, posts, feed, impressions, introspect, media, health, traces)
+    for module in routers:
+        app.include_router(module.router)
+    instrument(app)
     return app

@@ -95,6 +95,7 @@ class FeedPublic(BaseModel):
     model_version: str = Field(description="the ranking model that scored this feed")
     stage_latency_ms: dict[str, float]
     latency_ms: float
+    trace_id: str | None = Field(default=None, description="GET /traces/{trace_id} shows this request's spans")
 
 
 class JourneyPublic(BaseModel):

@@ -21,7 +21,9 @@ from labcore.bootstrap import build_stack
 from labcore.consumer import ConsumerLoop
 from labcore.embedding_worker import worker_loops
 from labcore.errors import BackendUnavailable
+from labcore.metrics import serve_metrics
 from labcore.settings import Settings
+from labcore.tracing import setup_tracing
 
 log = logging.getLogger("services.embedding_worker")
 
@@ -39,6 +41,9 @@ def run_loops(loops: tuple[ConsumerLoop, ...], stop: threading.Event) -> None:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s embedding %(levelname)s %(message)s")
     settings = Settings()
+    setup_tracing(settings, "embedding-worker")
+    if settings.metrics_port:  # Prometheus scrapes workers here (FEEDLAB_HOST=0.0.0.0 in a container)
+        serve_metrics(settings.metrics_port, settings.host)
     stack = build_stack(settings)
     try:
         # Load the model before consuming: a broken install fails here, loudly, not per batch.

@@ -14,12 +14,17 @@ from labcore.bootstrap import build_stack
 from labcore.consumer import ConsumerLoop, run_until_signalled
 from labcore.domain import TOPIC_NEW_POSTS
 from labcore.fanout import FanoutHandler
+from labcore.metrics import serve_metrics
 from labcore.settings import Settings
+from labcore.tracing import setup_tracing
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s fanout %(levelname)s %(message)s")
     settings = Settings()
+    setup_tracing(settings, "fanout-worker")
+    if settings.metrics_port:  # Prometheus scrapes workers here (FEEDLAB_HOST=0.0.0.0 in a container)
+        serve_metrics(settings.metrics_port, settings.host)
     stack = build_stack(settings)
     handler = FanoutHandler(stack.store, stack.mailboxes)
     loop = ConsumerLoop(stack.events, TOPIC_NEW_POSTS, "fanout", f"fanout-{settings.worker_id}", handler)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import uvicorn
 
 from labcore.settings import Settings
+from labcore.tracing import setup_tracing
 from services.ranking.app import create_app
 
 
 def main() -> None:
     settings = Settings()
+    setup_tracing(settings, "ranking")
     uvicorn.run(create_app(settings.ranking_model), host="0.0.0.0", port=settings.ranking_port)  # noqa: S104
 
 

@@ -10,9 +10,14 @@ from __future__ import annotations
 import time
 
 from fastapi import FastAPI, HTTPException
+from opentelemetry import trace
 from pydantic import BaseModel, ConfigDict, Field
 
+from labcore import metrics
 from labcore.ranking import Candidate, get_model
+from services.http_telemetry import FASTAPI_TELEMETRY, instrument
+
+tracer = trace.get_tracer(__name__)
 
 
 class CandidateIn(BaseModel):
@@ -43,15 +48,18 @@ def create_app(model_version: str = "formula-v1") -> FastAPI:
         model = get_model(model_version)
     except ValueError as exc:
         raise SystemExit(str(exc)) from exc
-    app = FastAPI(title="Social Feed Lab ranking", version="0.1.0")
+    app = FastAPI(title="Social Feed Lab ranking", version="0.1.0", telemetry=FASTAPI_TELEMETRY)
 
     @app.post("/rank", response_model=RankResponse)
     def rank(body: RankRequest) -> RankResponse:
         candidates = [Candidate(c.post_id, c.features) for c in body.candidates]
-        try:
-            scores = model(body.user_id, candidates, body.now or time.time(), body.seed)
-        except (TypeError, ValueError) as exc:
-            raise HTTPException(422, f"cannot score these features: {exc}") from exc
+        started = time.perf_counter()
+        with tracer.start_as_current_span("score", attributes={"model": model_version, "candidates": len(candidates)}):
+            try:
+                scores = model(body.user_id, candidates, body.now or time.time(), body.seed)
+            except (TypeError, ValueError) as exc:
+                raise HTTPException(422, f"cannot score these features: {exc}") from exc
+        metrics.RANKING_LATENCY.labels(model_version).observe(time.perf_counter() - started)
         return RankResponse(
             model_version=model_version,
             scores=[Score(post_id=c.post_id, score=s) for c, s in zip(candidates, scores, strict=True)],
@@ -61,4 +69,5 @@ def create_app(model_version: str = "formula-v1") -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok", "model_version": model_version}
 
+    instrument(app)
     return app

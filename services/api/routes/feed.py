@@ -41,6 +41,7 @@ def feed_public(result: FeedResult) -> dict:
         model_version=result.model_version,
         stage_latency_ms=result.stage_ms,
         latency_ms=result.latency_ms,
+        trace_id=result.trace_id,
     )
 
 

@@ -1,0 +1,94 @@
+"""Prometheus metrics: what the feed's operators watch, with names that say what they measure.
+
+The metric objects live on prometheus-client's default registry (its standard idiom: defining a
+metric only allocates it in memory). Every service exposes them at ``/metrics``; a worker process
+without an HTTP app serves them with ``serve_metrics``. In the embedded runtime all services share
+one process, so the API's and the ranking service's ``/metrics`` show the same, whole-process figures.
+
+Changed from the original design: ``retrieval_recall_ratio`` measured the share of candidates that
+survive the impression filter, which is not recall — it is ``impression_filter_survival_ratio``.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest, start_http_server
+
+# Latency buckets from 1 ms to 10 s: the feed lives around 10-100 ms, a cold path can take seconds.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Pipeline lag (written → in mailbox / embedded): tens of milliseconds when healthy, minutes in a backlog.
+LAG_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
+RATIO_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
+
+# --- read path ------------------------------------------------------------------------------------
+FEED_LATENCY = Histogram(
+    "feed_latency_seconds", "Time to build one feed (GET /feed), all four stages.", buckets=LATENCY_BUCKETS
+)
+FEED_STAGE_LATENCY = Histogram(
+    "feed_stage_latency_seconds", "Time spent in one stage of the feed pipeline.", ["stage"], buckets=LATENCY_BUCKETS
+)
+FEED_CANDIDATES = Counter(
+    "feed_candidates_total", "Candidates retrieved in stage 1, by source (social, celebrity, discovery).", ["source"]
+)
+IMPRESSION_FILTER_SURVIVAL = Histogram(
+    "impression_filter_survival_ratio",
+    "Share of a request's candidates that survive the seen-in-24h filter (stage 2).",
+    buckets=RATIO_BUCKETS,
+)
+FEED_FALLBACKS = Counter(
+    "feed_fallbacks_total",
+    "Feed requests served by a named fallback, by component (mailbox, vectors, olap, impressions, features, ranking).",
+    ["component", "fallback"],
+)
+FEATURE_FETCH = Histogram(
+    "feature_fetch_seconds",
+    "Time to fetch ranking features for one request's candidates, by where they came from.",
+    ["source"],
+    buckets=LATENCY_BUCKETS,
+)
+RANKING_LATENCY = Histogram(
+    "ranking_latency_seconds", "Time the ranking service takes to score one request.", ["model"], buckets=LATENCY_BUCKETS
+)
+RANKING_ERRORS = Counter(
+    "ranking_errors_total", "Calls from the feed to the ranking service that failed, by reason.", ["reason"]
+)
+
+# --- write path and workers -------------------------------------------------------------------------
+POST_INGESTION = Counter(
+    "post_ingestion_total", "Posts committed by the write path, by delivery (push = fan-out, pull = celebrity).", ["delivery"]
+)
+OUTBOX_PUBLISHED = Counter("outbox_published_total", "Outbox rows the relay published to the event log.", ["topic"])
+FANOUT_DELIVERIES = Counter("fanout_deliveries_total", "Mailbox inserts made by the fan-out worker.")
+FANOUT_POSTS = Counter("fanout_posts_total", "Posts the fan-out worker handled, by delivery.", ["delivery"])
+FANOUT_LAG = Histogram(
+    "fanout_lag_seconds", "From a post's commit to its id being in every follower's mailbox.", buckets=LAG_BUCKETS
+)
+EMBEDDING_LAG = Histogram(
+    "embedding_lag_seconds", "From a post's commit to its embedding being searchable in the vector store.", buckets=LAG_BUCKETS
+)
+EMBEDDINGS = Counter("embeddings_total", "Posts embedded and upserted into the vector store.")
+EVENTS_HANDLED = Counter("events_handled_total", "Event-log records handled and acked, by consumer group.", ["group"])
+CONSUMER_FAILURES = Counter(
+    "consumer_failures_total", "Batches a consumer failed to handle (retried, never acked), by group.", ["group"]
+)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The Prometheus text format of every metric in this process, and its content type."""
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def serve_metrics(port: int, host: str) -> None:
+    """Serve ``/metrics`` from a background thread (worker processes have no HTTP app of their own)."""
+    start_http_server(port, addr=host)
+
+
+def metric_names() -> set[str]:
+    """Every sample name this process can export (``_total``, ``_bucket``, ... included)."""
+    names: set[str] = set()
+    for family in REGISTRY.collect():
+        names.add(family.name)
+        if family.type == "counter":
+            names.add(f"{family.name}_total")
+        elif family.type == "histogram":
+            names.update(f"{family.name}_{suffix}" for suffix in ("bucket", "sum", "count"))
+    return names
