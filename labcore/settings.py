@@ -144,6 +144,10 @@ class Settings(BaseSettings):
         description="OTLP/HTTP endpoint for traces (compose: http://jaeger:4318). Recent spans are kept in memory either way.",
     )
     trace_buffer_spans: int = Field(default=20000, ge=100, description="Finished spans kept in memory for /traces.")
+    trace_query_url: str | None = Field(
+        default=None,
+        description="Jaeger's query API (compose: http://jaeger:16686); GET /traces reads whole traces there.",
+    )
     metrics_port: int = Field(
         default=0, ge=0, le=65535, description="Worker processes serve /metrics here (0: no server; services use their own port)."
     )
