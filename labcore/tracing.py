@@ -149,6 +149,19 @@ class LabTracerProvider(TracerProvider):
         self.recent = recent
 
 
+def build_provider(settings: Settings, service: str) -> LabTracerProvider:
+    """A provider feeding the in-memory buffer, and Jaeger (OTLP/HTTP) when ``otlp_endpoint`` is set."""
+    provider = LabTracerProvider(service, RecentSpans(settings.trace_buffer_spans))
+    # Synchronous: appending to a deque is cheaper than a hand-off to a batch thread.
+    provider.add_span_processor(SimpleSpanProcessor(provider.recent))
+    if settings.otlp_endpoint:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        endpoint = settings.otlp_endpoint.rstrip("/") + "/v1/traces"
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+    return provider
+
+
 def setup_tracing(settings: Settings, service: str) -> RecentSpans:
     """Install the process's tracer provider once; returns the in-memory span buffer.
 
@@ -158,17 +171,9 @@ def setup_tracing(settings: Settings, service: str) -> RecentSpans:
     current = trace.get_tracer_provider()
     if isinstance(current, LabTracerProvider):
         return current.recent
-    recent = RecentSpans(settings.trace_buffer_spans)
-    provider = LabTracerProvider(service, recent)
-    # Synchronous: appending to a deque is cheaper than a hand-off to a batch thread.
-    provider.add_span_processor(SimpleSpanProcessor(recent))
-    if settings.otlp_endpoint:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-        endpoint = settings.otlp_endpoint.rstrip("/") + "/v1/traces"
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+    provider = build_provider(settings, service)
     trace.set_tracer_provider(provider)
-    return recent
+    return provider.recent
 
 
 def recent_spans() -> RecentSpans | None:

@@ -107,3 +107,46 @@ def test_written_at_reads_the_commit_time_header() -> None:
     assert record({WRITTEN_AT: "1700000000.25"}).written_at == 1700000000.25
     assert record({}).written_at is None
     assert record({WRITTEN_AT: "not a time"}).written_at is None
+
+
+def test_with_an_otlp_endpoint_spans_are_exported_over_otlp_http(tmp_path) -> None:
+    """The compose path: spans reach an OTLP/HTTP collector (Jaeger) as protobuf on /v1/traces."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    from labcore.settings import Settings
+
+    received: list[tuple[str, str, bytes]] = []
+
+    class Collector(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.path, self.headers["Content-Type"], body))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        settings = Settings(data_dir=tmp_path, otlp_endpoint=f"http://127.0.0.1:{server.server_port}")
+        provider = tracing.build_provider(settings, "fanout-worker")
+        with provider.get_tracer("labcore.fanout").start_as_current_span("fanout.deliver", attributes={"mailboxes": 3}):
+            pass
+        assert provider.force_flush(10_000)
+        provider.shutdown()
+    finally:
+        server.shutdown()
+    path, content_type, body = received[0]
+    assert path == "/v1/traces" and content_type == "application/x-protobuf"
+    request = ExportTraceServiceRequest.FromString(body)
+    resource_spans = request.resource_spans[0]
+    service = {a.key: a.value.string_value for a in resource_spans.resource.attributes}["service.name"]
+    span = resource_spans.scope_spans[0].spans[0]
+    assert (service, resource_spans.scope_spans[0].scope.name, span.name) == ("fanout-worker", "labcore.fanout", "fanout.deliver")
+    assert len(provider.recent.recent()) == 1  # and the in-memory buffer got it too
