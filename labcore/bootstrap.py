@@ -20,6 +20,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from labcore import extensions
 from labcore.adapters.events.base import EventLog
 from labcore.adapters.impressions.redis_recent import RedisRecentImpressions
 from labcore.adapters.media.base import MediaStore
@@ -71,7 +72,9 @@ class Stack:
             cap=settings.recent_impressions_cap,
             window_seconds=settings.impression_window_hours * 3600,
         )
-        self.interests = InterestVectors(redis_client, settings.interest_rate)
+        self.interests = InterestVectors(
+            redis_client, settings.interest_rate, extensions.load(settings, "interest_update")
+        )
         self.feature_cache = RedisFeatureCache(redis_client)
         for name, value in overrides.items():
             if name not in LAZY:
@@ -98,10 +101,12 @@ class Stack:
         if self.settings.resolved_olap() == "pinot":
             from labcore.adapters.impressions.pinot import PinotImpressions
 
-            return PinotImpressions(self.settings.pinot_broker_url)
+            return PinotImpressions(self.settings.pinot_broker_url, query=extensions.load(self.settings, "seen_query"))
         from labcore.adapters.impressions.duckdb import DuckdbImpressions
 
-        olap = DuckdbImpressions(self.settings.data_dir / "impressions.duckdb")
+        olap = DuckdbImpressions(
+            self.settings.data_dir / "impressions.duckdb", query=extensions.load(self.settings, "seen_query")
+        )
         olap.ensure_table()
         return olap
 

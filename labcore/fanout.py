@@ -9,7 +9,7 @@ merged into followers' feeds at read time, see ``labcore.feed``).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from opentelemetry import trace
 
@@ -37,9 +37,16 @@ def deliver(event: PostCreated, store: SqlStore, mailboxes: RedisMailboxes) -> i
 class FanoutHandler:
     """The fan-out worker's batch handler (plugged into ``ConsumerLoop``)."""
 
-    def __init__(self, store: SqlStore, mailboxes: RedisMailboxes) -> None:
+    def __init__(
+        self,
+        store: SqlStore,
+        mailboxes: RedisMailboxes,
+        deliver_post: Callable[[PostCreated, SqlStore, RedisMailboxes], int] = deliver,
+    ) -> None:
+        """``deliver_post`` is the ``fanout`` extension point (``labcore.extensions``)."""
         self.store = store
         self.mailboxes = mailboxes
+        self.deliver = deliver_post
         self.deliveries = 0
         self.posts = 0
 
@@ -52,7 +59,7 @@ class FanoutHandler:
                 context=tracing.extract(record.headers),
                 attributes={"post_id": event.post_id, "delivery": event.delivery},
             ) as span:
-                delivered = deliver(event, self.store, self.mailboxes)
+                delivered = self.deliver(event, self.store, self.mailboxes)
                 span.set_attribute("mailboxes", delivered)
             self.deliveries += delivered
             self.posts += 1

@@ -66,7 +66,7 @@ import redis
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from labcore import tracing
+from labcore import extensions, tracing
 from labcore.adapters.sql.schema import follows, likes, posts, users
 from labcore.domain import to_epoch
 from labcore.errors import BackendUnavailable
@@ -772,8 +772,15 @@ def post_stats_rows(
     return rows
 
 
-def affinity_rows(engine: Engine, pairs: Sequence[tuple[str, str]] | None = None) -> list[AuthorAffinity]:
+def affinity_rows(
+    engine: Engine,
+    pairs: Sequence[tuple[str, str]] | None = None,
+    *,
+    score: Callable[[int, bool], float] = affinity_score,
+) -> list[AuthorAffinity]:
     """``user_author_affinity`` from likes and follows: every pair with evidence, or just ``pairs``.
+
+    ``score`` turns a pair's evidence into its ``affinity_score`` (the ``affinity`` extension point).
 
     Likes on one's own posts are not affinity. A requested pair whose evidence has gone (unlike and
     unfollow) comes back with score 0 and count 0, so the stale row is overwritten, not left behind.
@@ -801,7 +808,7 @@ def affinity_rows(engine: Engine, pairs: Sequence[tuple[str, str]] | None = None
     if pairs is not None:
         evidence = {pair: evidence.get(pair, (0, False)) for pair in dict.fromkeys(pairs) if pair[0] != pair[1]}
     return [
-        AuthorAffinity(user_id, author_id, affinity_score(n, followed), n)
+        AuthorAffinity(user_id, author_id, score(n, followed), n)
         for (user_id, author_id), (n, followed) in sorted(evidence.items())
     ]
 
@@ -861,7 +868,7 @@ def materialize(
         ids = all_post_ids(sql_engine)
         vectors = dict(embeddings_for(ids)) if ids else {}
         post_rows = post_stats_rows(sql_engine, None, vectors)
-        pair_rows = affinity_rows(sql_engine)
+        pair_rows = affinity_rows(sql_engine, score=extensions.load(settings, "affinity"))
         lap("sql")
 
         data_dir = offline_data_dir(settings)
@@ -925,10 +932,12 @@ class FeatureRefresh:
         sql_engine: Engine,
         writer: FeatureWriter,
         embeddings_for: EmbeddingsFor | None = None,
+        affinity: Callable[[int, bool], float] = affinity_score,
     ) -> None:
         self.engine = sql_engine
         self.writer = writer
         self.embeddings_for = embeddings_for
+        self.affinity = affinity  # the ``affinity`` extension point
 
     def posts_created(self, embeddings: Mapping[str, np.ndarray | None]) -> None:
         post_ids = list(embeddings)
@@ -953,7 +962,7 @@ class FeatureRefresh:
                 return  # the post is gone; nothing to refresh
             author_id = rows[0].author_id
             author = user_stats_rows(self.engine, [author_id])
-            pair = affinity_rows(self.engine, [(user_id, author_id)])
+            pair = affinity_rows(self.engine, [(user_id, author_id)], score=self.affinity)
             self._write_all(
                 lambda: self.writer.write_posts(rows, computed_at),
                 lambda: self.writer.write_users(author, computed_at),
@@ -964,7 +973,7 @@ class FeatureRefresh:
         with self._lock():
             computed_at = datetime.now(UTC)
             both = user_stats_rows(self.engine, [follower_id, followee_id])
-            pair = affinity_rows(self.engine, [(follower_id, followee_id)])
+            pair = affinity_rows(self.engine, [(follower_id, followee_id)], score=self.affinity)
             self._write_all(
                 lambda: self.writer.write_users(both, computed_at),
                 lambda: self.writer.write_affinity(pair, computed_at),

@@ -31,17 +31,22 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from opentelemetry import trace
 
-from labcore import metrics
+from labcore import extensions, metrics
 from labcore.bootstrap import Stack
 from labcore.domain import Post, User, to_epoch
 from labcore.errors import BackendUnavailable
 from labcore.ranking import Candidate, recency
 from labcore.tracing import trace_id_of
+
+if TYPE_CHECKING:
+    from labcore.adapters.redis.mailboxes import RedisMailboxes
+    from labcore.adapters.sql.store import SqlStore
+    from labcore.features import FeatureSource, RankingFeatures
 
 tracer = trace.get_tracer(__name__)
 
@@ -116,22 +121,81 @@ def cosine(a: np.ndarray | None, b: np.ndarray | None) -> float | None:
     return float(np.dot(a, b) / norm) if norm else None
 
 
+# --- the stages' pure pieces: labcore's side of the extension points (labcore.extensions) ---------
+def read_mailbox(
+    user_id: str, store: SqlStore, mailboxes: RedisMailboxes, *, limit: int, cap: int
+) -> list[tuple[str, float]]:
+    """The newest ``limit`` mailbox entries; a missing or expired mailbox is first rebuilt from the
+    follow graph (the newest ``cap`` pushed posts of the followed authors). Redis errors propagate
+    as ``BackendUnavailable`` — the caller's ``mailbox:sql`` fallback."""
+    built, entries = mailboxes.read(user_id, limit)
+    if not built:
+        entries = store.followed_posts(user_id, "push", cap)
+        mailboxes.rebuild(user_id, entries)
+        entries = entries[:limit]
+    return entries
+
+
+def fetch_features(
+    user_id: str, keys: Sequence[tuple[str, str]], primary: FeatureSource, cache: FeatureSource
+) -> tuple[str, RankingFeatures]:
+    """``(source, rows)``: Feast's rows (``feast``); when Feast is down the Redis cache's
+    (``redis-cache``); when both are down none (``sql``: the feed fills in from the post rows)."""
+    try:
+        return "feast", primary.ranking_features(user_id, keys)
+    except BackendUnavailable:
+        pass
+    try:
+        return "redis-cache", cache.ranking_features(user_id, keys)
+    except BackendUnavailable:
+        return "sql", {}
+
+
+def rerank(
+    journeys: list[Journey], limit: int, *, max_per_author: int, out_of_network_share: float
+) -> list[Journey]:
+    """Author diversity and the in/out-of-network mix over the score order; keeps ``limit``.
+
+    Sets ``rank`` (1, 2, ...) on each kept journey and ``dropped`` (``below_cutoff``,
+    ``author_cap``, ``out_of_network_cap``) on the others; returns the kept ones in rank order.
+    """
+    per_author: dict[str, int] = {}
+    out_of_network_cap = math.floor(out_of_network_share * limit)
+    out_of_network = 0
+    kept: list[Journey] = []
+    for journey in sorted(journeys, key=lambda j: j.score or 0.0, reverse=True):
+        author = journey.author_id or ""
+        if len(kept) >= limit:
+            journey.dropped = "below_cutoff"
+        elif per_author.get(author, 0) >= max_per_author:
+            journey.dropped = "author_cap"
+        elif not journey.in_network and out_of_network >= out_of_network_cap:
+            journey.dropped = "out_of_network_cap"
+        else:
+            per_author[author] = per_author.get(author, 0) + 1
+            out_of_network += 0 if journey.in_network else 1
+            journey.rank = len(kept) + 1
+            kept.append(journey)
+    return kept
+
+
 class FeedPipeline:
     """The four stages over the stack's adapters. Build once, call ``run`` per request."""
 
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
         self.settings = stack.settings
+        # labcore's own functions unless the settings name a replacement (labcore.extensions)
+        self._read_mailbox = extensions.load(self.settings, "mailbox_reader")
+        self._fetch_features = extensions.load(self.settings, "feature_fallback")
+        self._similarity = extensions.load(self.settings, "topic_similarity")
+        self._rerank = extensions.load(self.settings, "reranker")
 
     # --- stage 1 ---------------------------------------------------------------------------------
     def social(self, user_id: str, fallbacks: list[str]) -> list[Journey]:
         store, mailboxes, limit = self.stack.store, self.stack.mailboxes, self.settings.social_candidates
         try:
-            built, entries = mailboxes.read(user_id, limit)
-            if not built:
-                entries = store.followed_posts(user_id, "push", self.settings.mailbox_cap)
-                mailboxes.rebuild(user_id, entries)
-                entries = entries[:limit]
+            entries = self._read_mailbox(user_id, store, mailboxes, limit=limit, cap=self.settings.mailbox_cap)
         except BackendUnavailable:
             fallbacks.append("mailbox:sql")
             entries = store.followed_posts(user_id, "push", limit)
@@ -186,17 +250,9 @@ class FeedPipeline:
     ) -> str:
         """Fill ``journey.features``; returns where they came from (feast | redis-cache | sql)."""
         keys = [(j.post_id, posts[j.post_id].author_id) for j in journeys]
-        source, rows = "feast", {}
-        try:
-            rows = self.stack.features.ranking_features(user_id, keys)
-        except BackendUnavailable:
-            fallbacks.append("features:redis-cache")
-            source = "redis-cache"
-            try:
-                rows = self.stack.feature_cache.ranking_features(user_id, keys)
-            except BackendUnavailable:
-                fallbacks[-1] = "features:sql"
-                source = "sql"
+        source, rows = self._fetch_features(user_id, keys, self.stack.features, self.stack.feature_cache)
+        if source != "feast":
+            fallbacks.append(f"features:{source}")  # features:redis-cache | features:sql
         for journey in journeys:
             post = posts[journey.post_id]
             row = rows.get(journey.post_id)
@@ -228,7 +284,7 @@ class FeedPipeline:
             except BackendUnavailable:
                 pass  # already reported as vectors:social-only if the store is down
         for journey in journeys:
-            journey.features["topic_similarity"] = cosine(interest, embeddings.get(journey.post_id))
+            journey.features["topic_similarity"] = self._similarity(interest, embeddings.get(journey.post_id))
 
     def rank(self, user_id: str, journeys: list[Journey], now: float, fallbacks: list[str]) -> str:
         candidates = [Candidate(j.post_id, j.features) for j in journeys]
@@ -244,24 +300,12 @@ class FeedPipeline:
     # --- stage 4 ---------------------------------------------------------------------------------
     def rerank(self, journeys: list[Journey], limit: int) -> list[Journey]:
         """Author diversity and the in/out-of-network mix over the score order; keeps ``limit``."""
-        per_author: dict[str, int] = {}
-        out_of_network_cap = math.floor(self.settings.out_of_network_share * limit)
-        out_of_network = 0
-        kept: list[Journey] = []
-        for journey in sorted(journeys, key=lambda j: j.score or 0.0, reverse=True):
-            author = journey.author_id or ""
-            if len(kept) >= limit:
-                journey.dropped = "below_cutoff"
-            elif per_author.get(author, 0) >= self.settings.max_posts_per_author:
-                journey.dropped = "author_cap"
-            elif not journey.in_network and out_of_network >= out_of_network_cap:
-                journey.dropped = "out_of_network_cap"
-            else:
-                per_author[author] = per_author.get(author, 0) + 1
-                out_of_network += 0 if journey.in_network else 1
-                journey.rank = len(kept) + 1
-                kept.append(journey)
-        return kept
+        return self._rerank(
+            journeys,
+            limit,
+            max_per_author=self.settings.max_posts_per_author,
+            out_of_network_share=self.settings.out_of_network_share,
+        )
 
     # --- the whole request -----------------------------------------------------------------------
     def run(self, user_id: str, limit: int | None = None, now: float | None = None) -> FeedResult:

@@ -20,7 +20,7 @@ Units, decided once:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from numbers import Real
 from typing import Any, ClassVar
@@ -35,6 +35,9 @@ SEEN_SQL = "SELECT DISTINCT post_id FROM impressions WHERE user_id = ? AND seen_
 # Upper bound of an unrestricted answer. The feed always restricts to its candidates, so this only
 # bounds what an inspection call (``post_ids=None``) can return.
 SEEN_LIMIT = 10_000
+
+# What builds the query: ``seen_query`` below, or a learner's (the ``seen_query`` extension point).
+SeenQuery = Callable[[str, float, Sequence[str] | None], tuple[str, list[Any]]]
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ a soft signal.
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 
 import numpy as np
 import redis
@@ -82,11 +83,18 @@ def followed_post_ids(store: SqlStore, user_id: str, limit: int) -> list[str]:
 class InterestVectors:
     """Per-user interest vectors in Redis (``iv:{user_id}``); see the module docstring."""
 
-    def __init__(self, client: redis.Redis, rate: float = 0.2) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        rate: float = 0.2,
+        step: Callable[[np.ndarray | None, np.ndarray, float], np.ndarray] = ema_step,
+    ) -> None:
+        """``step`` moves a vector for one like (the ``interest_update`` extension point)."""
         if not 0.0 < rate <= 1.0:
             raise ValueError(f"interest rate must be in (0, 1], got {rate}")
         self.client = client
         self.rate = rate
+        self.step = step
 
     def get(self, user_id: str) -> np.ndarray | None:
         with redis_errors():
@@ -103,7 +111,7 @@ class InterestVectors:
 
     def update_from_like(self, user_id: str, post_vector: np.ndarray) -> np.ndarray:
         """Move the user's vector toward a liked post's; returns (and stores) the new vector."""
-        vector = ema_step(self.get(user_id), post_vector, self.rate)
+        vector = self.step(self.get(user_id), post_vector, self.rate)
         self.set(user_id, vector)
         return vector
 

@@ -155,6 +155,18 @@ class Settings(BaseSettings):
     # --- Synthetic world -------------------------------------------------------------------------
     seed: int = 42
 
+    # --- Extension points (exercises) -------------------------------------------------------------
+    # An import path 'package.module:function' replaces labcore's own implementation (None keeps it),
+    # e.g. FEEDLAB_RERANKER=exercises.07_diversity.starter:rerank. Contracts: labcore/extensions.py.
+    fanout: str | None = Field(default=None, description="Fan-out of one post (exercise 01).")
+    mailbox_reader: str | None = Field(default=None, description="Mailbox read + regeneration (exercise 02).")
+    interest_update: str | None = Field(default=None, description="Interest-vector step per like (exercise 03).")
+    seen_query: str | None = Field(default=None, description="The seen-in-24h SQL text (exercise 04).")
+    affinity: str | None = Field(default=None, description="User→author affinity score (exercise 05).")
+    topic_similarity: str | None = Field(default=None, description="Interest/post similarity (exercise 06).")
+    reranker: str | None = Field(default=None, description="Author-diversity re-rank (exercise 07).")
+    feature_fallback: str | None = Field(default=None, description="Feature fetch with fallbacks (exercise 08).")
+
     # ---------------------------------------------------------------------------------------------
     def resolved_sql_url(self) -> str:
         if self.sql_url:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+from labcore import extensions
 from labcore.bootstrap import build_stack
 from labcore.consumer import ConsumerLoop, run_until_signalled
 from labcore.domain import TOPIC_NEW_POSTS
@@ -26,7 +27,7 @@ def main() -> None:
     if settings.metrics_port:  # Prometheus scrapes workers here (FEEDLAB_HOST=0.0.0.0 in a container)
         serve_metrics(settings.metrics_port, settings.host)
     stack = build_stack(settings)
-    handler = FanoutHandler(stack.store, stack.mailboxes)
+    handler = FanoutHandler(stack.store, stack.mailboxes, extensions.load(settings, "fanout"))
     loop = ConsumerLoop(stack.events, TOPIC_NEW_POSTS, "fanout", f"fanout-{settings.worker_id}", handler)
     try:
         run_until_signalled(loop)

@@ -24,7 +24,7 @@ import duckdb
 
 from labcore.adapters.impressions.base import ImpressionStore
 from labcore.errors import BackendUnavailable
-from labcore.impressions import ImpressionLogged, seen_query
+from labcore.impressions import ImpressionLogged, SeenQuery, seen_query
 
 CREATE_TABLE = """
 CREATE TABLE IF NOT EXISTS impressions (
@@ -41,8 +41,10 @@ INSERT_CHUNK = 1000
 
 
 class DuckdbImpressions(ImpressionStore):
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, query: SeenQuery = seen_query) -> None:
+        """``query`` builds the seen-since SQL (the ``seen_query`` extension point)."""
         self.path = str(path)  # ":memory:" works too (tests)
+        self.query = query
         self._lock = threading.Lock()
         self._conn: duckdb.DuckDBPyConnection | None = None
         self._closed = False
@@ -97,7 +99,7 @@ class DuckdbImpressions(ImpressionStore):
     ) -> set[str]:
         if post_ids is not None and not post_ids:
             return set()
-        sql, params = seen_query(user_id, since_epoch, post_ids)
+        sql, params = self.query(user_id, since_epoch, post_ids)
         with self._cursor() as cursor:
             rows = cursor.execute(sql, params).fetchall()
         return {post_id for (post_id,) in rows}

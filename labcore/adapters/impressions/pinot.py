@@ -28,16 +28,23 @@ from pinotdb import exceptions as pinot_errors
 
 from labcore.adapters.impressions.base import ImpressionStore
 from labcore.errors import BackendUnavailable
-from labcore.impressions import seen_query, to_pyformat
+from labcore.impressions import SeenQuery, seen_query, to_pyformat
 
 UNBINDABLE = "*"  # pinotdb inlines it unquoted; see the module docstring
 
 
 class PinotImpressions(ImpressionStore):
     def __init__(
-        self, broker_url: str, *, timeout_seconds: float = 1.0, session: httpx.Client | None = None
+        self,
+        broker_url: str,
+        *,
+        timeout_seconds: float = 1.0,
+        session: httpx.Client | None = None,
+        query: SeenQuery = seen_query,
     ) -> None:
-        """``broker_url`` like ``http://pinot-broker:8099``; ``session`` lets tests mock HTTP."""
+        """``broker_url`` like ``http://pinot-broker:8099``; ``session`` lets tests mock HTTP;
+        ``query`` builds the seen-since SQL (the ``seen_query`` extension point)."""
+        self.query = query
         parts = urlsplit(broker_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not a Pinot broker URL: {broker_url!r}")
@@ -63,7 +70,7 @@ class PinotImpressions(ImpressionStore):
             post_ids = [post_id for post_id in post_ids if post_id != UNBINDABLE]
             if not post_ids:
                 return set()
-        rows = self._query(*seen_query(user_id, since_epoch, post_ids))
+        rows = self._query(*self.query(user_id, since_epoch, post_ids))
         return {str(row[0]) for row in rows}
 
     def health(self) -> None:
