@@ -2,10 +2,13 @@
 
     python -m services.embedding_worker
 
-Runs two consumer loops in threads, sharing one model in memory:
+Runs three consumer loops in threads, sharing one model in memory:
 
-* ``new-posts`` in group ``embedding`` as ``embedding-$FEEDLAB_WORKER_ID``: embed, upsert vectors;
-* ``engagements`` in group ``interests`` as ``interests-$FEEDLAB_WORKER_ID``: move interest vectors.
+* ``new-posts`` in group ``embedding`` as ``embedding-$FEEDLAB_WORKER_ID``: embed, upsert vectors,
+  then write the new posts' fresh features (``labcore.feature_freshness``);
+* ``engagements`` in group ``interests`` as ``interests-$FEEDLAB_WORKER_ID``: move interest vectors;
+* ``engagements`` in group ``features`` as ``features-$FEEDLAB_WORKER_ID``: a like refreshes the
+  post's counters and the liker→author affinity in Feast's online store.
 
 Keep the worker id stable across restarts: a restarted consumer replays its own unacked events.
 In the embedded profile the runtime runs the same loops itself (it owns Qdrant's local folder).
@@ -19,8 +22,12 @@ import threading
 
 from labcore.bootstrap import build_stack
 from labcore.consumer import ConsumerLoop
+from labcore import extensions
 from labcore.embedding_worker import worker_loops
 from labcore.errors import BackendUnavailable
+from labcore.feature_freshness import after_embedding, engagement_loop
+from labcore.feature_repo import open_store
+from labcore.features import FeatureRefresh, FeatureWriter
 from labcore.metrics import serve_metrics
 from labcore.settings import Settings
 from labcore.tracing import setup_tracing
@@ -53,14 +60,23 @@ def main() -> None:
         log.exception("cannot start without the embedding model")
         stack.close()
         raise SystemExit(1) from None
-    loops = worker_loops(
-        stack.events,
-        stack.embedder,
-        stack.vectors,
-        stack.interests,
-        stack.store,
-        worker_id=settings.worker_id,
-        batch_size=settings.embedding_batch_size,
+    # Feast's registry comes from the shared feature volume (compose: feast-init applied it).
+    writer = FeatureWriter(open_store(settings, redis_url=settings.redis_url), stack.feature_cache)
+    refresh = FeatureRefresh(
+        stack.store.engine, writer, embeddings_for=stack.vectors.vectors, affinity=extensions.load(settings, "affinity")
+    )
+    loops = (
+        *worker_loops(
+            stack.events,
+            stack.embedder,
+            stack.vectors,
+            stack.interests,
+            stack.store,
+            worker_id=settings.worker_id,
+            batch_size=settings.embedding_batch_size,
+            on_embedded=after_embedding(refresh),
+        ),
+        engagement_loop(stack.events, refresh, settings.worker_id),
     )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -1,0 +1,68 @@
+"""Feature freshness: what keeps Feast's online store within seconds of the truth between batches.
+
+A periodic batch (``materialize``) recomputes every feature from SQL; between batches two event-driven
+paths refresh just the rows an event changed:
+
+* after the embedding worker upserts a batch of new posts, ``after_embedding`` writes those posts'
+  ``post_stats`` (with their real ``created_at`` and embedding) — a post from two seconds ago ranks
+  as fresh;
+* consumer group ``features`` on ``engagements`` (``FeatureEngagementHandler``): a like refreshes the
+  post's counters and the liker→author affinity.
+
+The embedded runtime and the compose embedding worker run both, so the two profiles are equally fresh.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+from opentelemetry import trace
+
+from labcore.adapters.events.base import EventLog
+from labcore.consumer import ConsumerLoop
+from labcore.domain import TOPIC_ENGAGEMENTS, PostCreated, PostLiked, Record
+from labcore.embedding_worker import OnEmbedded
+from labcore.errors import LabError
+from labcore.features import FeatureRefresh
+from labcore.tracing import continue_each
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
+
+
+class FeatureEngagementHandler:
+    """Consumer group ``features`` on ``engagements``: a like refreshes the post's and pair's rows."""
+
+    def __init__(self, refresh: FeatureRefresh) -> None:
+        self.refresh = refresh
+        self.likes = 0
+
+    def __call__(self, records: Sequence[Record]) -> None:
+        with continue_each(tracer, "features.refresh_like", records):
+            for record in records:
+                like = PostLiked.from_dict(record.value)
+                self.refresh.post_liked(like.user_id, like.post_id)
+                self.likes += 1
+
+
+def after_embedding(refresh: FeatureRefresh) -> OnEmbedded:
+    """The embedding worker's hook: fresh ``post_stats`` for the posts it just embedded.
+
+    A failure is logged, not raised: the vectors are already stored, and the next event or batch
+    repairs the features (raising would replay the whole embedding batch for nothing).
+    """
+
+    def on_embedded(batch: list[tuple[PostCreated, np.ndarray]]) -> None:
+        try:
+            refresh.posts_created({event.post_id: vector for event, vector in batch})
+        except LabError as exc:
+            log.warning("feature refresh after embedding failed: %s", exc)
+
+    return on_embedded
+
+
+def engagement_loop(events: EventLog, refresh: FeatureRefresh, worker_id: str) -> ConsumerLoop:
+    """The ``features`` consumer group on ``engagements``."""
+    return ConsumerLoop(events, TOPIC_ENGAGEMENTS, "features", f"features-{worker_id}", FeatureEngagementHandler(refresh))
