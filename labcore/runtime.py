@@ -24,21 +24,21 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-import numpy as np
 import uvicorn
-from opentelemetry import trace
 
+from labcore import extensions
 from labcore.adapters.redis.server import EmbeddedRedis, free_port
 from labcore.bootstrap import Stack, build_stack
 from labcore.consumer import ConsumerLoop
-from labcore.domain import TOPIC_ENGAGEMENTS, TOPIC_IMPRESSIONS, TOPIC_NEW_POSTS, PostCreated, PostLiked, Record
+from labcore.domain import TOPIC_IMPRESSIONS, TOPIC_NEW_POSTS
 from labcore.embedding_worker import worker_loops
 from labcore.errors import LabError, NotFound
 from labcore.faults import Gate
+from labcore.feature_freshness import after_embedding, engagement_loop
 from labcore.fanout import FanoutHandler
 from labcore.feature_repo import open_serving_store, open_store
 from labcore.features import FeatureRefresh, FeatureServerThread, FeatureWriter, materialize
@@ -46,26 +46,10 @@ from labcore.feed import FeedPipeline
 from labcore.impression_worker import ImpressionHandler
 from labcore.outbox import OutboxRelay
 from labcore.settings import Settings
-from labcore.tracing import continue_each, setup_tracing
+from labcore.tracing import setup_tracing
 from labcore.write_path import WritePath
 
 log = logging.getLogger("labcore.runtime")
-tracer = trace.get_tracer(__name__)
-
-
-class FeatureEngagementHandler:
-    """Consumer group ``features`` on ``engagements``: a like refreshes the post's and pair's rows."""
-
-    def __init__(self, refresh: FeatureRefresh) -> None:
-        self.refresh = refresh
-        self.likes = 0
-
-    def __call__(self, records: Sequence[Record]) -> None:
-        with continue_each(tracer, "features.refresh_like", records):
-            for record in records:
-                like = PostLiked.from_dict(record.value)
-                self.refresh.post_liked(like.user_id, like.post_id)
-                self.likes += 1
 
 
 class Runtime:
@@ -141,16 +125,15 @@ class Runtime:
     def _start_workers(self, stack: Stack, writer: FeatureWriter) -> OutboxRelay:
         """Start every worker thread; returns the relay, which the write path wakes after commits."""
         settings = stack.settings
-        refresh = FeatureRefresh(stack.store.engine, writer, embeddings_for=stack.vectors.vectors)
-
-        def on_embedded(batch: list[tuple[PostCreated, np.ndarray]]) -> None:
-            try:
-                refresh.posts_created({event.post_id: vector for event, vector in batch})
-            except LabError as exc:  # features are repaired by the next event or batch
-                log.warning("feature refresh after embedding failed: %s", exc)
+        refresh = FeatureRefresh(
+            stack.store.engine,
+            writer,
+            embeddings_for=stack.vectors.vectors,
+            affinity=extensions.load(settings, "affinity"),
+        )
 
         relay = OutboxRelay(stack.store, stack.events, poll_seconds=settings.outbox_poll_seconds)
-        fanout = FanoutHandler(stack.store, stack.mailboxes)
+        fanout = FanoutHandler(stack.store, stack.mailboxes, extensions.load(settings, "fanout"))
         embedding, interests = worker_loops(
             stack.events,
             stack.embedder,
@@ -159,17 +142,14 @@ class Runtime:
             stack.store,
             worker_id=settings.worker_id,
             batch_size=settings.embedding_batch_size,
-            on_embedded=on_embedded,
+            on_embedded=after_embedding(refresh),
         )
-        features = FeatureEngagementHandler(refresh)
         impressions = ImpressionHandler(stack.impressions)
         loops = {
             "fanout-worker": ConsumerLoop(stack.events, TOPIC_NEW_POSTS, "fanout", f"fanout-{settings.worker_id}", fanout),
             "embedding-worker": embedding,
             "interest-worker": interests,
-            "feature-worker": ConsumerLoop(
-                stack.events, TOPIC_ENGAGEMENTS, "features", f"features-{settings.worker_id}", features
-            ),
+            "feature-worker": engagement_loop(stack.events, refresh, settings.worker_id),
             "impressions-loader": ConsumerLoop(
                 stack.events, TOPIC_IMPRESSIONS, "impressions-loader", f"loader-{settings.worker_id}", impressions
             ),
