@@ -4,15 +4,47 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # Generous outer bounds so absurd bodies are refused before any work; labcore enforces the
 # configured limits (content length, media size) and says which one was hit.
 _ID = Field(min_length=1, max_length=64)
 
 
-class UserCreate(BaseModel):
+class RequestBody(BaseModel):
+    """Every request body: no unknown fields, and text that is real Unicode.
+
+    JSON may carry a lone surrogate (``"\\ud800"``); no UTF-8 store (SQL, Redis, DuckDB) can hold one,
+    so it is refused here with a 422 instead of failing deep inside a write.
+    """
+
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*")
+    @classmethod
+    def _encodable(cls, value: object) -> object:
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str):
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise ValueError("text must be valid Unicode (no lone surrogates)") from None
+        return value
+
+
+class FieldError(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorPublic(BaseModel):
+    """A 4xx body: the lab's own checks give one sentence; FastAPI's request validation a list."""
+
+    detail: str | list[FieldError] = Field(description="why the request was refused")
+
+
+class UserCreate(RequestBody):
     username: str = Field(min_length=1, max_length=64, examples=["alice"])
     display_name: str = Field(min_length=1, max_length=128, examples=["Alice"])
 
@@ -26,8 +58,7 @@ class UserPublic(BaseModel):
     created_at: datetime
 
 
-class FollowRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class FollowRequest(RequestBody):
     follower_id: str = _ID
     followee_id: str = _ID
 
@@ -38,8 +69,7 @@ class FollowResult(BaseModel):
     followee_id: str
 
 
-class PostCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class PostCreate(RequestBody):
     user_id: str = _ID
     content: str = Field(min_length=1, max_length=100_000)
     media_base64: str | None = None
@@ -57,8 +87,7 @@ class PostPublic(BaseModel):
     created_at: datetime
 
 
-class LikeRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class LikeRequest(RequestBody):
     user_id: str = _ID
     post_id: str | None = Field(default=None, description="optional; must match the path if given")
 
@@ -114,8 +143,7 @@ class FeedExplain(FeedPublic):
     journeys: list[JourneyPublic]
 
 
-class ImpressionsCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ImpressionsCreate(RequestBody):
     user_id: str = _ID
     post_ids: list[str] = Field(min_length=1, max_length=500)
 
