@@ -1,10 +1,12 @@
 """``feedlab``: start, stop, inspect and seed the lab's stack.
 
     feedlab up [--profile embedded|compose] [--foreground]
-    feedlab down
-    feedlab status
+    feedlab down [--profile embedded|compose]
+    feedlab status [--profile embedded|compose]
     feedlab seed --size tiny|small|medium|large
     feedlab check [NN ...]
+    feedlab grade [NN ...] [--solutions]
+    feedlab bench [--case NAME ...] [--size small] [--quick]
 """
 
 from __future__ import annotations
@@ -37,7 +39,34 @@ def _alive(pid: int | None) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    # A killed runtime nobody reaped (a container whose PID 1 does not reap) is a zombie: signal 0
+    # still reaches it, but it is dead.
+    return _proc_field(pid, "stat").rsplit(")", 1)[-1].split()[:1] != ["Z"]
+
+
+def _proc_field(pid: int, name: str) -> str:
+    """``/proc/<pid>/<name>`` as text ("" where there is no /proc or the process is gone)."""
+    try:
+        return Path(f"/proc/{pid}/{name}").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _stop_orphaned_redis(runtime_file: Path) -> None:
+    """Stop the redis-server a SIGKILLed runtime left running on its data dir.
+
+    The runtime's child outlives a SIGKILL; left alone it would keep the data dir's append-only file
+    open while the next runtime starts a second server on the same files (and it would leak).
+    """
+    try:
+        pid = int(json.loads(runtime_file.read_text()).get("redis_pid") or 0)
+    except (OSError, ValueError, TypeError):
+        return
+    if pid and _alive(pid) and "redis-server" in _proc_field(pid, "cmdline"):
+        os.kill(pid, signal.SIGTERM)  # redis flushes its append-only file and exits
+        deadline = time.monotonic() + 10
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 def _health(api_url: str) -> dict | None:
@@ -54,6 +83,7 @@ def _running(settings: Settings) -> RuntimeInfo | None:
     except LabError:
         return None
     if info.profile == "embedded" and not _alive(info.pid):
+        _stop_orphaned_redis(settings.runtime_file)
         settings.runtime_file.unlink(missing_ok=True)  # left behind by a killed runtime
         return None
     return info
@@ -67,6 +97,9 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     if info is not None:
         print(f"already running (pid {info.pid}): api {info.api_url}")
         return 0
+    from labcore import extensions
+
+    extensions.check(settings)  # a mistyped FEEDLAB_<POINT> fails here, in words, not in the log
     if args.foreground:
         from labcore.runtime import Runtime
 
@@ -106,7 +139,12 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     return 1
 
 
-def _compose_up() -> int:
+def _compose(*args: str) -> subprocess.CompletedProcess[bytes] | int:
+    """``docker compose -f compose/docker-compose.yml <args>``, or an exit code saying what is missing.
+
+    Docker, a running engine, the compose plugin and the compose file are checked first, each with a
+    message that says what to do instead.
+    """
     docker = shutil.which("docker")
     if docker is None:
         print("the compose profile needs Docker: `docker` is not on PATH", file=sys.stderr)
@@ -120,13 +158,50 @@ def _compose_up() -> int:
             file=sys.stderr,
         )
         return 2
+    if subprocess.run([docker, "compose", "version"], capture_output=True).returncode != 0:
+        print("the compose profile needs Docker Compose v2 (`docker compose`): install the plugin", file=sys.stderr)
+        return 2
     if not COMPOSE_FILE.exists():
         print(f"{COMPOSE_FILE} not found: run from the repository root", file=sys.stderr)
         return 2
-    return subprocess.run([docker, "compose", "-f", str(COMPOSE_FILE), "up", "-d", "--wait"]).returncode
+    return subprocess.run([docker, "compose", "-f", str(COMPOSE_FILE), *args])
 
 
-def cmd_down(_args: argparse.Namespace, settings: Settings) -> int:
+def _compose_up() -> int:
+    """``docker compose up -d --wait``: every engine, the init jobs and the seed job, in order.
+
+    The compose file itself seeds the world (its ``seed`` job), so when this returns 0 the stack
+    is healthy and loaded.
+    """
+    up = _compose("up", "-d", "--wait")
+    if isinstance(up, int):
+        return up
+    if up.returncode != 0:
+        print(f"the stack did not come up; see `docker compose -f {COMPOSE_FILE} ps` and `logs`", file=sys.stderr)
+        return up.returncode
+    print("feed lab (compose) is up: api http://localhost:8000/docs, JupyterLab http://localhost:8888/lab")
+    return 0
+
+
+def _compose_down() -> int:
+    """``docker compose down``: stops and removes the containers; the named volumes (data) stay."""
+    down = _compose("down")
+    return down if isinstance(down, int) else down.returncode
+
+
+def _compose_status() -> int:
+    """``docker compose ps``, then the API's own health as seen from this machine."""
+    ps = _compose("ps")
+    if isinstance(ps, int):
+        return ps
+    health = _health("http://localhost:8000")
+    print(f"api http://localhost:8000: {health['status'] if health else 'not answering'}")
+    return 0 if ps.returncode == 0 and health is not None and health["status"] == "ok" else 1
+
+
+def cmd_down(args: argparse.Namespace, settings: Settings) -> int:
+    if args.profile == "compose":
+        return _compose_down()
     info = _running(settings)
     if info is None:
         print("not running")
@@ -143,7 +218,9 @@ def cmd_down(_args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_status(_args: argparse.Namespace, settings: Settings) -> int:
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    if args.profile == "compose":
+        return _compose_status()
     info = _running(settings)
     if info is None:
         print("not running: start it with `feedlab up`")
@@ -195,6 +272,38 @@ def cmd_check(args: argparse.Namespace, _settings: Settings) -> int:
     return 0
 
 
+def cmd_grade(args: argparse.Namespace, _settings: Settings) -> int:
+    from labcore.grading import grade, render
+
+    report = grade(args.only, solutions=args.solutions, out=Path(args.out))
+    print(render(report))
+    return 0 if report.passed else 1
+
+
+def _repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+def _bench_module() -> object | None:
+    """``bench.run`` from the repository checkout (``bench/`` is not part of the installed package)."""
+    repo = _repo_root()
+    if not (repo / "bench" / "run.py").is_file():
+        return None
+    if str(repo) not in sys.path:
+        sys.path.insert(0, str(repo))
+    import bench.run  # stdlib-only at import time: cheap, no side effects
+
+    return bench.run
+
+
+def cmd_bench(args: argparse.Namespace, _settings: Settings) -> int:
+    bench_run = _bench_module()
+    if bench_run is None:
+        print(f"feedlab bench needs the repository checkout (no bench/ in {_repo_root()})", file=sys.stderr)
+        return 2
+    return bench_run.run(args, command="feedlab bench " + " ".join(sys.argv[2:]))  # type: ignore[attr-defined]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="feedlab", description="Run the Social Feed Lab stack.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -205,8 +314,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--timeout", type=float, default=120.0)
     up.set_defaults(func=cmd_up)
 
-    commands.add_parser("down", help="stop the embedded stack").set_defaults(func=cmd_down)
-    commands.add_parser("status", help="health of every component").set_defaults(func=cmd_status)
+    down = commands.add_parser("down", help="stop the stack")
+    down.add_argument("--profile", choices=["embedded", "compose"], default="embedded")
+    down.set_defaults(func=cmd_down)
+    status = commands.add_parser("status", help="health of every component")
+    status.add_argument("--profile", choices=["embedded", "compose"], default="embedded")
+    status.set_defaults(func=cmd_status)
 
     seed = commands.add_parser("seed", help="load a deterministic synthetic world")
     seed.add_argument("--size", choices=["tiny", "small", "medium", "large"], default="small")
@@ -220,6 +333,18 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--out", default="build/notebooks")
     check.add_argument("--world", choices=["tiny", "small"], default="tiny")
     check.set_defaults(func=cmd_check)
+
+    grade = commands.add_parser("grade", help="run the exercises' tests and print the score table")
+    grade.add_argument("only", nargs="*", help="exercise numbers, e.g. 01 07 (default: all)")
+    grade.add_argument("--solutions", action="store_true", help="grade the reference solutions, not the starters")
+    grade.add_argument("--out", default="build/grades", help="where grades.json and junit.xml go")
+    grade.set_defaults(func=cmd_grade)
+
+    bench = commands.add_parser("bench", help="measure the hot paths against their limits (writes docs/benchmarks.*)")
+    bench_run = _bench_module()
+    if bench_run is not None:
+        bench_run.add_arguments(bench)  # type: ignore[attr-defined]
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 
