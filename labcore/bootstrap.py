@@ -133,7 +133,7 @@ class Stack:
     def embedder(self) -> Embedder:
         from labcore.embeddings import Embedder  # the model itself loads on first encode
 
-        return Embedder(batch_size=self.settings.embedding_batch_size)
+        return Embedder(batch_size=self.settings.embedding_forward_batch_size)
 
     def close(self) -> None:
         for name in ("vectors", "impressions", "features", "ranker"):

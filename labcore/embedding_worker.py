@@ -135,7 +135,8 @@ def worker_loops(
 ) -> tuple[ConsumerLoop, ConsumerLoop]:
     """The two loops of the embedding worker: groups ``embedding`` and ``interests``.
 
-    One poll is one model batch, so ``batch_size`` is ``settings.embedding_batch_size``.
+    One poll is one model call, so ``batch_size`` is ``settings.embedding_batch_size``; inside the
+    call the embedder runs ``settings.embedding_forward_batch_size`` texts per forward pass.
     """
     embedding = ConsumerLoop(
         events,

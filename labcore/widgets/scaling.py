@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from labcore.client import LabClient
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-# Where a committed benchmark report (``python -m bench.feed_latency``) is looked for, first hit wins.
+# Where a benchmark report is looked for, first hit wins: ``feedlab bench`` writes docs/benchmarks.json
+# (and .md); build/benchmarks/report.json is a local run's override. ``--quick`` runs write elsewhere.
 BENCHMARK_REPORTS: tuple[str, ...] = (
     "build/benchmarks/report.json",
     "docs/benchmarks.json",
@@ -200,15 +201,36 @@ def find_benchmark_report(root: Path = REPO_ROOT) -> Path | None:
     return None
 
 
+def is_bench_report(report: Any) -> bool:
+    """True for a ``feedlab bench`` report (``docs/benchmarks.json``): a mapping with ``cases``."""
+    return isinstance(report, Mapping) and isinstance(report.get("cases"), list)
+
+
+def verdict(case: Mapping[str, Any]) -> str:
+    if case.get("error"):
+        return "error"
+    if case.get("met") is None:
+        return "no target"
+    return "met" if case["met"] else "missed"
+
+
 def benchmark_frame(report: Any) -> pd.DataFrame:
     """A JSON benchmark report as a table.
 
-    ``bench.feed_latency --json`` writes one object whose ``summary`` holds the figures (and whose
-    ``samples`` hold every raw request): that becomes one ``figure | value`` row per flattened key.
-    A list of result objects becomes one row per result.
+    A ``feedlab bench`` report becomes one row per case: headline, ratio, target and verdict, as the
+    run wrote them. ``bench.feed_latency --json`` writes one object whose ``summary`` holds the figures
+    (and whose ``samples`` hold every raw request): that becomes one ``figure | value`` row per
+    flattened key. A list of result objects becomes one row per result.
     """
     import pandas as pd
 
+    if is_bench_report(report):
+        rows = [
+            {"case": c["title"], "headline": c["headline"], "ratio": c.get("ratio"), "ratio is": c.get("ratio_label"),
+             "target": c.get("target_label"), "verdict": verdict(c)}
+            for c in report["cases"]
+        ]  # fmt: skip
+        return pd.DataFrame(rows, columns=["case", "headline", "ratio", "ratio is", "target", "verdict"])
     if not isinstance(report, Mapping):
         return pd.json_normalize(report)
     figures = report.get("summary", report)
@@ -221,3 +243,57 @@ def load_benchmark_report(path: Path) -> str | pd.DataFrame:
     if path.suffix == ".json":
         return benchmark_frame(json.loads(path.read_text()))
     return path.read_text()
+
+
+def read_bench_report(root: Path = REPO_ROOT) -> dict[str, Any] | None:
+    """The first JSON ``feedlab bench`` report under ``root`` (``BENCHMARK_REPORTS``), or None."""
+    for relative in BENCHMARK_REPORTS:
+        path = root / relative
+        if path.suffix == ".json" and path.is_file():
+            report = json.loads(path.read_text())
+            if is_bench_report(report):
+                return report
+    return None
+
+
+def bench_case(report: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
+    return next((c for c in report["cases"] if c["name"] == name), None)
+
+
+def bench_ratio_figure(report: Mapping[str, Any]) -> go.Figure:
+    """Each case with a target: its measured ratio next to the target (higher is better)."""
+    import plotly.graph_objects as go
+
+    cases = [c for c in report["cases"] if c.get("ratio") is not None and c.get("target") is not None]
+    colors = {"met": "seagreen", "missed": "indianred", "error": "gray", "no target": "steelblue"}
+    figure = go.Figure(
+        [
+            go.Bar(name="measured ratio", x=[c["title"] for c in cases], y=[c["ratio"] for c in cases],
+                   marker_color=[colors[verdict(c)] for c in cases],
+                   text=[f"{c['ratio']:.2f}" for c in cases], hovertext=[c["ratio_label"] for c in cases]),
+            go.Scatter(name="target", x=[c["title"] for c in cases], y=[c["target"] for c in cases],
+                       mode="markers", marker={"symbol": "line-ew-open", "size": 40, "color": "black"}),
+        ]
+    )  # fmt: skip
+    machine = report.get("machine", {})
+    return figure.update_layout(
+        title=f"Ratios vs targets — {report.get('size')} world, load {machine.get('loadavg_start')} → "
+        f"{machine.get('loadavg_end')} on {machine.get('cpu_count')} cores",
+        yaxis_title="ratio (≥ target is met)", height=380,
+    )
+
+
+def bench_stage_figure(report: Mapping[str, Any]) -> go.Figure | None:
+    """Case 3's per-stage medians and p99s (ms), or None when the report has no feed case."""
+    import plotly.graph_objects as go
+
+    case = bench_case(report, "feed")
+    if case is None or "stage_p50_ms" not in case.get("figures", {}):
+        return None
+    p50, p99 = case["figures"]["stage_p50_ms"], case["figures"].get("stage_p99_ms", {})
+    figure = go.Figure(
+        [go.Bar(name="p50", x=list(p50), y=list(p50.values())), go.Bar(name="p99", x=list(p99), y=list(p99.values()))]
+    )
+    return figure.update_layout(
+        barmode="group", title=f"GET /feed per stage — {case['headline']}", yaxis_title="milliseconds", height=380
+    )

@@ -40,6 +40,19 @@ def redis_errors() -> Iterator[None]:
         raise BackendUnavailable("redis", str(exc)) from exc
 
 
+# ZADD, trim to the newest ``cap`` and EXPIRE, for every mailbox in KEYS (one fan-out chunk).
+# Keys of one chunk may live on different Redis Cluster slots; the lab's Redis is a single node.
+_DELIVER = """
+local score, member, cap, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+for _, key in ipairs(KEYS) do
+  redis.call('ZADD', key, score, member)
+  redis.call('ZREMRANGEBYRANK', key, 0, -(cap + 1))
+  redis.call('EXPIRE', key, ttl)
+end
+return #KEYS
+"""
+
+
 class RedisMailboxes:
     def __init__(
         self, client: redis.Redis, *, cap: int = 800, ttl_seconds: int = 7 * 24 * 3600, chunk_size: int = 1000
@@ -48,25 +61,28 @@ class RedisMailboxes:
         self.cap = cap
         self.ttl = ttl_seconds
         self.chunk_size = chunk_size
+        self._deliver = client.register_script(_DELIVER)
 
     def deliver(self, post_id: str, score: float, follower_ids: Iterable[str]) -> int:
         """Push one post into many mailboxes; returns how many mailboxes were written.
 
-        Commands are pipelined ``chunk_size`` followers at a time: one network round trip per chunk
-        instead of one per follower, while keeping any single pipeline's memory bounded.
+        One ``EVALSHA`` of ``_DELIVER`` per ``chunk_size`` followers does the ZADD, the trim to
+        ``cap`` and the EXPIRE of every mailbox in the chunk inside Redis: one round trip per chunk,
+        and any single request's memory stays bounded. Sending those three commands per follower
+        from Python instead made redis-py's command packing the bottleneck (``feedlab bench --case
+        fanout``: 0.40 of a bare pipelined ZADD loop's rate for 100,000 followers before this change).
         """
         delivered = 0
-        pipe = self.client.pipeline(transaction=False)
+        args = [score, post_id, self.cap, self.ttl]
+        keys: list[str] = []
         with redis_errors():
             for follower_id in follower_ids:
-                key = mailbox_key(follower_id)
-                pipe.zadd(key, {post_id: score})
-                pipe.zremrangebyrank(key, 0, -(self.cap + 1))  # keep the newest `cap`
-                pipe.expire(key, self.ttl)
-                delivered += 1
-                if delivered % self.chunk_size == 0:
-                    pipe.execute()
-            pipe.execute()
+                keys.append(mailbox_key(follower_id))
+                if len(keys) == self.chunk_size:
+                    delivered += self._deliver(keys=keys, args=args)
+                    keys = []
+            if keys:
+                delivered += self._deliver(keys=keys, args=args)
         return delivered
 
     def read(self, user_id: str, limit: int) -> tuple[bool, list[tuple[str, float]]]:

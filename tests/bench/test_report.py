@@ -1,0 +1,77 @@
+"""The benchmark report writer: valid Markdown and JSON from a small fake result set, read back by 09."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench.report import CaseResult, finish_report, markdown, new_report, write_report
+from labcore.widgets.scaling import (
+    bench_ratio_figure,
+    bench_stage_figure,
+    benchmark_frame,
+    find_benchmark_report,
+    read_bench_report,
+)
+
+
+def fake_cases() -> list[CaseResult]:
+    return [
+        CaseResult("fanout", "1 · Fan-out", "100 vs 200 inserts/s", ratio=0.5, ratio_label="labcore / bare",
+                   target=0.7, target_label="≥ 0.7", figures={"followers": 2000, "rates": {"labcore": 100.0}},
+                   notes=["Missed, measured: three commands per follower."]).judge(),
+        CaseResult("feed", "3 · Feed latency", "p99 40 ms", ratio=1.25, ratio_label="50 ms / p99", target=1.0,
+                   target_label="p99 ≤ 50 ms", figures={"stage_p50_ms": {"stage1_retrieval": 3.0},
+                                                        "stage_p99_ms": {"stage1_retrieval": 9.0}}).judge(),
+        CaseResult("recall", "6 · Discovery quality", "recall@10 = 1.0", ratio=1.0, ratio_label="recall@10"),
+        CaseResult("memory", "7 · Memory", "failed", error="OSError: no /proc"),
+    ]  # fmt: skip
+
+
+def fake_report() -> dict:
+    report = new_report(size="tiny", quick=True, command="feedlab bench --quick")
+    return finish_report(report, fake_cases())
+
+
+def test_judge_compares_the_ratio_with_the_target() -> None:
+    fanout, feed, recall, _ = fake_cases()
+    assert fanout.met is False and feed.met is True and recall.met is None
+
+
+def test_the_report_carries_machine_facts_and_load() -> None:
+    report = fake_report()
+    machine = report["machine"]
+    assert machine["cpu_count"] and machine["python"] and "numpy" in machine["packages"]
+    assert "loadavg_start" in machine and "loadavg_end" in machine
+    assert report["size"] == "tiny" and report["quick"] is True and len(report["cases"]) == 4
+
+
+def test_markdown_has_a_summary_row_per_case_and_says_what_was_missed() -> None:
+    text = markdown(fake_report())
+    assert text.startswith("# Benchmarks\n")
+    table = [line for line in text.splitlines() if line.startswith("| ") and "·" in line]
+    assert len(table) == 4
+    assert "**missed**" in table[0] and "| met |" in table[1] and "no target" in table[2] and "**error**" in table[3]
+    assert "Missed, measured: three commands per follower." in text
+    assert "| rates.labcore | 100.00 |" in text  # nested figures are flattened
+    for line in text.splitlines():  # every table row has matching pipes
+        if line.startswith("|"):
+            assert line.endswith("|"), line
+
+
+def test_write_report_writes_json_the_notebook_reads(tmp_path: Path) -> None:
+    md, js = tmp_path / "docs/benchmarks.md", tmp_path / "docs/benchmarks.json"
+    write_report(fake_report(), md, js)
+    report = json.loads(js.read_text())
+    assert [c["name"] for c in report["cases"]] == ["fanout", "feed", "recall", "memory"]
+    assert md.read_text().startswith("# Benchmarks")
+    assert find_benchmark_report(tmp_path) == js
+    assert read_bench_report(tmp_path) == report
+    frame = benchmark_frame(report)
+    assert list(frame["verdict"]) == ["missed", "met", "no target", "error"]
+    assert len(bench_ratio_figure(report).data[0].x) == 2  # the cases with a ratio and a target
+    assert bench_stage_figure(report) is not None
+
+
+def test_no_report_reads_as_none(tmp_path: Path) -> None:
+    assert read_bench_report(tmp_path) is None
