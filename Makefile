@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 # JupyterLab refuses to run as root unless told to (containers, CI machines); token auth stays on.
 JUPYTER_ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: install lab up down status seed test test-unit test-contract test-integration test-e2e test-notebooks check ui-check clean
+.PHONY: install lab up down status seed test test-unit test-contract test-integration test-e2e test-notebooks test-learning test-compose check grade ui-check bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,10 +52,33 @@ test-e2e: install
 	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
 test-notebooks: install
 	$(BIN)/python -m pytest tests/notebooks $(PYTEST_ARGS)
+test-learning: install
+	$(BIN)/python -m pytest tests/learning $(PYTEST_ARGS)
+
+## The adapter contract suites against the compose stack's real engines (`feedlab up --profile compose`
+## first): Kafka, Pinot, the Qdrant server, TiDB and Redis on their published ports.
+COMPOSE_TEST_ENV := FEEDLAB_REQUIRE_SERVERS=1 \
+	FEEDLAB_TEST_KAFKA_BOOTSTRAP=127.0.0.1:9092 \
+	FEEDLAB_TEST_PINOT_URL=http://127.0.0.1:8099 \
+	FEEDLAB_TEST_QDRANT_URL=http://127.0.0.1:6333 \
+	FEEDLAB_TEST_MYSQL_URL=mysql+pymysql://root@127.0.0.1:4000/test \
+	FEEDLAB_TEST_REDIS_URL=redis://127.0.0.1:6379/15
+test-compose: install
+	@$(BIN)/python -c "import socket; [socket.create_connection(('127.0.0.1', p), 2).close() for p in (9092, 8099, 6333, 4000, 6379)]" 2>/dev/null \
+		|| { echo "the compose stack is not reachable: run 'feedlab up --profile compose' first" >&2; exit 1; }
+	$(COMPOSE_TEST_ENV) $(BIN)/python -m pytest tests/contract $(PYTEST_ARGS)
 
 ## The course under papermill against a fresh stack (also part of `make test`).
 check: install
 	$(BIN)/feedlab check
+
+## The exercises: score table, build/grades/grades.json and junit.xml (`make grade GRADE_ARGS="07 --solutions"`).
+grade: install
+	$(BIN)/feedlab grade $(GRADE_ARGS)
+
+## Measure every hot path against its limit (not a test; ~10 min on 2 cores): docs/benchmarks.{md,json}.
+bench: install
+	$(BIN)/feedlab bench
 
 ## A real browser: run notebook 07 in JupyterLab (headless Chromium), screenshot the feed widget.
 ui-check: install
