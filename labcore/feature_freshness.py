@@ -6,8 +6,8 @@ paths refresh just the rows an event changed:
 * after the embedding worker upserts a batch of new posts, ``after_embedding`` writes those posts'
   ``post_stats`` (with their real ``created_at`` and embedding) — a post from two seconds ago ranks
   as fresh;
-* consumer group ``features`` on ``engagements`` (``FeatureEngagementHandler``): a like refreshes the
-  post's counters and the liker→author affinity.
+* consumer group ``features`` on ``engagements`` (``FeatureEngagementHandler``): a batch of likes
+  refreshes the liked posts' counters and the liker→author affinities, each once per batch.
 
 The embedded runtime and the compose embedding worker run both, so the two profiles are equally fresh.
 """
@@ -40,11 +40,10 @@ class FeatureEngagementHandler:
         self.likes = 0
 
     def __call__(self, records: Sequence[Record]) -> None:
+        likes = [PostLiked.from_dict(record.value) for record in records]
         with continue_each(tracer, "features.refresh_like", records):
-            for record in records:
-                like = PostLiked.from_dict(record.value)
-                self.refresh.post_liked(like.user_id, like.post_id)
-                self.likes += 1
+            self.refresh.posts_liked([(like.user_id, like.post_id) for like in likes])
+        self.likes += len(likes)
 
 
 def after_embedding(refresh: FeatureRefresh) -> OnEmbedded:

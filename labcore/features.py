@@ -915,8 +915,8 @@ class FeatureRefresh:
     * ``posts_created({post_id: embedding})`` — the embedding worker calls it right after it embedded
       a micro-batch: each post gets ``post_stats`` (with its real ``created_at`` and vector) and its
       author's ``user_stats`` (post count, engagement rate) are rewritten.
-    * ``post_liked(user_id, post_id)`` — the engagement consumer: the post's like count, the author's
-      engagement rate and the liker's affinity to the author.
+    * ``posts_liked([(user_id, post_id), ...])`` — the engagement consumer, per batch: each post's like
+      count, its author's engagement rate and the liker's affinity to the author (``post_liked`` for one).
     * ``followed(follower_id, followee_id)`` — both users' counters and the follower's affinity.
       (``author_follower_count`` of the followee's posts is refreshed by the next batch, or when the
       post itself changes: rewriting every post of a celebrity on each follow is not worth it.)
@@ -954,19 +954,32 @@ class FeatureRefresh:
             )
 
     def post_liked(self, user_id: str, post_id: str) -> None:
-        vectors = self._lookup([post_id])
+        self.posts_liked([(user_id, post_id)])
+
+    def posts_liked(self, likes: Sequence[tuple[str, str]]) -> None:
+        """A consumer batch of likes ``(user_id, post_id)``, refreshed together: each liked post, each
+        author and each liker→author pair is recomputed and written once per batch, under one lock.
+
+        One refresh per like cost ~50 ms (SQL, three Feast writes, the lock); catching up on a seeded
+        world's thousands of likes took minutes. Per batch, a like storm on one post is one refresh.
+        """
+        post_ids = list(dict.fromkeys(post_id for _, post_id in likes))
+        if not post_ids:
+            return
+        vectors = self._lookup(post_ids)
         with self._lock():
             computed_at = datetime.now(UTC)
-            rows = post_stats_rows(self.engine, [post_id], vectors)
+            rows = post_stats_rows(self.engine, post_ids, vectors)
             if not rows:
-                return  # the post is gone; nothing to refresh
-            author_id = rows[0].author_id
-            author = user_stats_rows(self.engine, [author_id])
-            pair = affinity_rows(self.engine, [(user_id, author_id)], score=self.affinity)
+                return  # the posts are gone; nothing to refresh
+            author_of = {row.post_id: row.author_id for row in rows}
+            authors = user_stats_rows(self.engine, sorted(set(author_of.values())))
+            pairs = list(dict.fromkeys((user_id, author_of[p]) for user_id, p in likes if p in author_of))
+            affinity = affinity_rows(self.engine, pairs, score=self.affinity)
             self._write_all(
                 lambda: self.writer.write_posts(rows, computed_at),
-                lambda: self.writer.write_users(author, computed_at),
-                lambda: self.writer.write_affinity(pair, computed_at),
+                lambda: self.writer.write_users(authors, computed_at),
+                lambda: self.writer.write_affinity(affinity, computed_at),
             )
 
     def followed(self, follower_id: str, followee_id: str) -> None:

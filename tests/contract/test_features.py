@@ -292,6 +292,25 @@ def test_a_like_updates_like_count_and_affinity(lab: Lab) -> None:
     assert rows == lab.cache.ranking_features("alice", lab.candidates("c2"))
 
 
+def test_a_batch_of_likes_refreshes_each_post_and_pair_once(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engagement consumer hands over its whole batch: c2 liked twice is one row, written once."""
+    likes = [("alice", "c2"), ("dave", "c2"), ("dave", "b2")]
+    for user_id, post_id in likes:
+        assert lab.sql.like(user_id, post_id, [])
+    written: list[list[str]] = []
+    write_posts = lab.writer.write_posts
+    monkeypatch.setattr(lab.writer, "write_posts", lambda rows, *a, **k: (written.append([r.post_id for r in rows]), write_posts(rows, *a, **k))[1])
+    lab.refresh.posts_liked(likes)
+    assert written == [["b2", "c2"]] or written == [["c2", "b2"]]
+    rows = eventually(
+        lambda: {reader: lab.feast.ranking_features(reader, lab.candidates("c2", "b2")) for reader in ("alice", "dave")},
+        lambda r: r["alice"]["c2"].post is not None and r["alice"]["c2"].post.like_count == 2,
+    )
+    assert rows["dave"]["b2"].post.like_count == 2  # alice's from the world, dave's from this batch
+    assert rows["alice"]["c2"].affinity == AuthorAffinity("alice", "carol", affinity_score(2, True), 2)
+    assert rows["dave"]["c2"].affinity.interaction_count == 1 and rows["dave"]["b2"].affinity.interaction_count == 1
+
+
 def test_a_like_keeps_a_known_embedding(lab: Lab) -> None:
     lab.refresh.embeddings_for = None  # vector store unavailable: the cached vector is reused
     assert lab.sql.like("dave", "b2", [])
