@@ -272,6 +272,21 @@ def open_serving_store(
     return open_store(settings, redis_url=redis_url, online_store=online_store, apply=False)
 
 
+def open_training_store(repo_dir: Path) -> feast.FeatureStore:
+    """A running lab's Feast repo (``<data_dir>/feast``) as it is, for ``get_historical_features``.
+
+    Unlike ``open_store`` it writes nothing — not even the yaml, which belongs to the runtime that
+    rendered it from its own settings (a notebook's settings may differ).
+    """
+    from feast import FeatureStore
+
+    yaml_path = Path(repo_dir) / "feature_store.yaml"
+    if not yaml_path.exists():
+        raise InvalidInput(f"no Feast repo at {repo_dir}: is the stack running (feedlab up)?")
+    _quiet_known_advice()
+    return FeatureStore(repo_path=str(yaml_path.parent), fs_yaml_file=yaml_path)
+
+
 class _KnownAdvice(logging.Filter):
     """Drops Feast's two advisory warnings about ``serve_features_while_materializing``.
 

@@ -25,6 +25,10 @@ Writing them — both stores always get the same rows, so the fallback is as fre
                   ``FeatureStore.materialize`` into the online store, plus the Redis cache.
 ``FeatureWriter`` freshness: rows pushed through Feast's push sources to the online store *and*
                   written to the cache, so a post created a moment ago has features within a second.
+
+Both also keep the offline history (``labcore.feature_history``): each batch snapshot and each
+pushed row is a part of the view's parquet dataset, so Feast's point-in-time join can answer "what
+was the like count at 10:00" for a training row — not just "what is it now".
 ``FeatureRefresh`` turns events (posts created, a like, a follow) into rows recomputed from SQL —
                   the source of truth, so a redelivered event rewrites the same numbers (idempotent).
 
@@ -61,7 +65,6 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import redis
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -70,6 +73,7 @@ from labcore import extensions, tracing
 from labcore.adapters.sql.schema import follows, likes, posts, users
 from labcore.domain import to_epoch
 from labcore.errors import BackendUnavailable
+from labcore.feature_history import FeatureHistory
 from labcore.feature_repo import ensure_applied, offline_data_dir, write_lock
 from labcore.settings import Settings
 
@@ -624,13 +628,23 @@ class FeatureWriter:
     """Write feature rows to the Feast online store (push sources) and to the Redis cache.
 
     ``store`` may be None — e.g. a process with no access to the online store — and then only the
-    cache is written. Both targets are attempted; if either failed, ``BackendUnavailable`` is raised
-    afterwards so the caller can log it (the next event or batch repairs the row).
+    cache is written. With ``history`` every write is also appended to the view's offline history
+    (what Feast's ``PushMode.ONLINE_AND_OFFLINE`` would do, without its rewrite of the whole file per
+    push), so training rows can be joined point-in-time. Every target is attempted; if any failed,
+    ``BackendUnavailable`` is raised afterwards so the caller can log it (the next event or batch
+    repairs the row).
     """
 
-    def __init__(self, store: feast.FeatureStore | None, cache: RedisFeatureCache) -> None:
+    def __init__(
+        self,
+        store: feast.FeatureStore | None,
+        cache: RedisFeatureCache,
+        *,
+        history: FeatureHistory | None = None,
+    ) -> None:
         self.store = store
         self.cache = cache
+        self.history = history
         self.rows_written = 0
 
     def write_users(self, rows: Sequence[UserStats], computed_at: datetime | None = None) -> None:
@@ -654,18 +668,24 @@ class FeatureWriter:
             return
         computed_at = computed_at or datetime.now(UTC)
         errors: list[str] = []
+        push_source, schema = VIEWS[view]
+        table = _table(rows, schema, computed_at)
         if self.store is not None:
             from feast.data_source import PushMode
 
-            push_source, schema = VIEWS[view]
-            frame = _table(rows, schema, computed_at).to_pandas()
             try:
                 with write_lock(self.store):
-                    self.store.push(push_source, frame, to=PushMode.ONLINE)
+                    self.store.push(push_source, table.to_pandas(), to=PushMode.ONLINE)
             except Exception as exc:
                 if not _feast_error(exc):
                     raise
                 errors.append(f"feast online store: {exc}")
+        if self.history is not None:
+            try:
+                with write_lock(self.store) if self.store is not None else nullcontext():
+                    self.history.append(view, table)  # under the lock: a batch's fold never races it
+            except OSError as exc:
+                errors.append(f"feature history: {exc}")
         try:
             self.cache.write(hashes, computed_at.timestamp())
         except BackendUnavailable as exc:
@@ -828,12 +848,6 @@ class MaterializeReport:
     seconds: dict[str, float]  # per stage: sql, parquet, apply, materialize, cache
 
 
-def _write_parquet(table: pa.Table, path: Any) -> None:
-    tmp = path.with_suffix(".parquet.tmp")
-    pq.write_table(table, tmp)
-    tmp.replace(path)  # Feast never reads half a snapshot
-
-
 def materialize(
     settings: Settings,
     sql_engine: Engine,
@@ -871,10 +885,10 @@ def materialize(
         pair_rows = affinity_rows(sql_engine, score=extensions.load(settings, "affinity"))
         lap("sql")
 
-        data_dir = offline_data_dir(settings)
-        data_dir.mkdir(parents=True, exist_ok=True)
+        # The snapshot becomes a part of each view's history; older parts are folded first.
+        history = FeatureHistory(offline_data_dir(settings))
         for view, rows in (("user_stats", user_rows), ("post_stats", post_rows), ("user_author_affinity", pair_rows)):
-            _write_parquet(_table(rows, VIEWS[view][1], snapshot_at), data_dir / f"{view}.parquet")
+            history.write_batch(view, _table(rows, VIEWS[view][1], snapshot_at))
         lap("parquet")
 
         if feast_store is not None:

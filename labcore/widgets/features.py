@@ -5,8 +5,6 @@
 * ``wait_until_present`` — poll the feature server until a key's row exists (freshness);
 * ``open_offline_store`` / ``registry_frame`` / ``offline_frame`` — the Feast repo of the running
   stack opened *read-only* from the notebook: what it declares, and the parquet behind it;
-* ``log_offline`` — append rows to the offline store through the feature server (``POST /push``,
-  ``to: offline``);
 * ``point_in_time`` (Feast) and ``as_of_join`` (pandas) — the leakage-free join; ``latest_join``
   — the naive one that leaks; ``pit_timeline`` — both on one picture.
 
@@ -119,30 +117,6 @@ def wait_until_present(
         time.sleep(interval)
 
 
-def log_offline(url: str, push_source: str, rows: pd.DataFrame, timeout: float = 10.0) -> None:
-    """Append ``rows`` to a view's offline data through the feature server's ``POST /push``.
-
-    ``rows`` needs every column of the view's batch source, ``event_timestamp`` included (Feast
-    checks the names and reorders them). Feast's file offline store appends to the parquet file.
-    """
-    frame = rows.copy()
-    frame[TIMESTAMP] = pd.to_datetime(frame[TIMESTAMP], utc=True).map(lambda ts: ts.isoformat())
-    df = {name: [_plain(v) for v in frame[name]] for name in frame.columns}
-    response = httpx.post(
-        f"{url.rstrip('/')}/push",
-        json={"push_source_name": push_source, "df": df, "to": "offline"},
-        timeout=timeout,
-    )
-    response.raise_for_status()
-
-
-def _plain(value: Any) -> Any:
-    """A JSON-friendly scalar or list (numpy scalars and arrays included)."""
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    return value
-
-
 # --- the repo and the offline store, read-only -----------------------------------------------------
 
 
@@ -202,7 +176,8 @@ def registry_frame(store: feast.FeatureStore) -> pd.DataFrame:
 
 
 def offline_frame(data_dir: Path, view: str) -> pd.DataFrame:
-    """A view's offline data: ``<data_dir>/<view>.parquet`` as pandas (the file Feast joins over)."""
+    """A view's offline data as pandas: ``<data_dir>/<view>.parquet``, the parquet dataset (a folder of
+    batch and push parts, ``labcore.feature_history``) that Feast joins over."""
     return pd.read_parquet(Path(data_dir) / f"{view}.parquet")
 
 

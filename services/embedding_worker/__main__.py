@@ -26,7 +26,8 @@ from labcore import extensions
 from labcore.embedding_worker import worker_loops
 from labcore.errors import BackendUnavailable
 from labcore.feature_freshness import after_embedding, engagement_loop
-from labcore.feature_repo import open_store
+from labcore.feature_history import FeatureHistory
+from labcore.feature_repo import offline_data_dir, open_store
 from labcore.features import FeatureRefresh, FeatureWriter
 from labcore.metrics import serve_metrics
 from labcore.settings import Settings
@@ -60,8 +61,13 @@ def main() -> None:
         log.exception("cannot start without the embedding model")
         stack.close()
         raise SystemExit(1) from None
-    # Feast's registry comes from the shared feature volume (compose: feast-init applied it).
-    writer = FeatureWriter(open_store(settings, redis_url=settings.redis_url), stack.feature_cache)
+    # Feast's registry and offline history live on the shared feature volume (compose: feast-init
+    # applied it); pushed rows join the history, as in the runtime, for point-in-time training data.
+    writer = FeatureWriter(
+        open_store(settings, redis_url=settings.redis_url),
+        stack.feature_cache,
+        history=FeatureHistory(offline_data_dir(settings)),
+    )
     refresh = FeatureRefresh(
         stack.store.engine, writer, embeddings_for=stack.vectors.vectors, affinity=extensions.load(settings, "affinity")
     )

@@ -102,26 +102,6 @@ def test_wait_until_present_polls_until_the_row_and_the_condition_hold(monkeypat
         fw.wait_until_present("http://fs", {"post_id": ["p"]}, "like_count", feature_service="s", timeout=0, interval=0)
 
 
-def test_log_offline_pushes_json_rows_to_the_offline_store(monkeypatch: pytest.MonkeyPatch) -> None:
-    import numpy as np
-
-    sent: dict[str, Any] = {}
-
-    def fake_post(url: str, json: dict[str, Any], timeout: float) -> httpx.Response:
-        sent.update(url=url, body=json)
-        return httpx.Response(200, request=httpx.Request("POST", url))
-
-    monkeypatch.setattr(fw.httpx, "post", fake_post)
-    rows = pd.DataFrame({"post_id": ["p"], "like_count": [np.int64(2)], "embedding": [np.zeros(3, dtype=np.float32)],
-                         "event_timestamp": [ts("2026-01-01 00:00:01.5")]})  # fmt: skip
-    fw.log_offline("http://fs", "post_stats_push", rows)
-    assert sent["url"] == "http://fs/push"
-    body = sent["body"]
-    assert body["push_source_name"] == "post_stats_push" and body["to"] == "offline"
-    assert body["df"] == {"post_id": ["p"], "like_count": [2], "embedding": [[0.0, 0.0, 0.0]],
-                          "event_timestamp": ["2026-01-01T00:00:01.500000+00:00"]}  # fmt: skip
-
-
 # --- joins in time --------------------------------------------------------------------------------
 
 LOG = pd.DataFrame(

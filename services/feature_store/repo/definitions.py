@@ -14,6 +14,10 @@ Two ways in for every view:
 * **push** — a ``PushSource`` per view, so a new post, a like or a follow reaches the online store
   within a second (``labcore.features.FeatureWriter``) without waiting for the next batch.
 
+``data/<view>.parquet`` is a parquet *dataset* (a folder): the batch snapshots and the pushed rows
+are kept side by side with their timestamps (``labcore.feature_history``), so
+``get_historical_features`` can join training rows point-in-time.
+
 Why two feature services, not one
 ---------------------------------
 ``user_author_affinity`` is keyed by ``(user_id, author_id)``. Walkthrough step 7 asks for
