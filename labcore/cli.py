@@ -7,6 +7,7 @@
     feedlab check [NN ...]
     feedlab grade [NN ...] [--solutions]
     feedlab bench [--case NAME ...] [--size small] [--quick]
+    feedlab train-ranker [--world tiny] [--sessions 300] [--ab-sessions 200]
 """
 
 from __future__ import annotations
@@ -280,6 +281,29 @@ def cmd_grade(args: argparse.Namespace, _settings: Settings) -> int:
     return 0 if report.passed else 1
 
 
+def cmd_train_ranker(args: argparse.Namespace, settings: Settings) -> int:
+    from labcore.client import connect
+    from labcore.learning.loop import LoopConfig, run_loop
+
+    if _running(settings) is None:
+        print("not running: start it with `feedlab up` first", file=sys.stderr)
+        return 1
+    config = LoopConfig(
+        world=args.world, seed=settings.seed if args.seed is None else args.seed, sessions=args.sessions,
+        exploration_share=args.exploration, ab_sessions=args.ab_sessions, version=args.version,
+    )  # fmt: skip
+    with connect(settings) as lab:
+        report = run_loop(lab, config)
+    print("\noffline metrics on the held-out (later) impressions:")
+    print(report.result.table.round(4).to_string())
+    print(f"\nregistered {report.version}; serve it with FEEDLAB_RANKING_MODEL={report.version} (or A/B it with")
+    print(f"FEEDLAB_RANKING_TREATMENT={report.version}) and restart, or lab.configure_serving(...) from a notebook")
+    if report.ab is not None:
+        print("\nA/B, like rate per impression by arm:")
+        print(report.ab.round(4).to_string())
+    return 0
+
+
 def _repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
@@ -339,6 +363,20 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--solutions", action="store_true", help="grade the reference solutions, not the starters")
     grade.add_argument("--out", default="build/grades", help="where grades.json and junit.xml go")
     grade.set_defaults(func=cmd_grade)
+
+    trainer = commands.add_parser(
+        "train-ranker", help="simulate readers, train a ranker on their logs, register it (optionally A/B it)"
+    )
+    trainer.add_argument(
+        "--world", choices=["tiny", "small", "medium", "large"], default=None,
+        help="the seeded world to simulate (default: the one the stack holds, else tiny)",
+    )  # fmt: skip
+    trainer.add_argument("--seed", type=int, default=None)
+    trainer.add_argument("--sessions", type=int, default=300, help="simulated sessions to learn from")
+    trainer.add_argument("--exploration", type=float, default=0.15, help="exploration share while simulating")
+    trainer.add_argument("--ab-sessions", type=int, default=0, help="then A/B the new model for this many sessions")
+    trainer.add_argument("--version", default=None, help="model version name (default: the next learned-vN)")
+    trainer.set_defaults(func=cmd_train_ranker)
 
     bench = commands.add_parser("bench", help="measure the hot paths against their limits (writes docs/benchmarks.*)")
     bench_run = _bench_module()

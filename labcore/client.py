@@ -131,6 +131,17 @@ class LabClient:
     def start(self, service: str) -> dict[str, str]:
         return self._call("POST", f"/admin/services/{service}/start")
 
+    def serving(self) -> dict[str, Any]:
+        """The ranking model, the A/B treatment and its share, the exploration share in force."""
+        return self._call("GET", "/admin/serving")
+
+    def configure_serving(self, **changes: Any) -> dict[str, Any]:
+        """Change serving knobs of the embedded runtime without a restart, e.g.
+        ``lab.configure_serving(ranking_treatment="learned-v1", ranking_treatment_share=0.5)``;
+        ``ranking_treatment=""`` ends an A/B test. An unknown model version raises, and the running
+        model keeps serving."""
+        return self._call("PUT", "/admin/serving", json=changes)
+
     # --- the world ---------------------------------------------------------------------------------
     def seed(self, size: str = "small", seed: int | None = None, progress: bool = True) -> dict[str, int]:
         """Load the deterministic synthetic world through the real write path (once per stack)."""

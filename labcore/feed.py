@@ -8,7 +8,8 @@
 3. **Features and ranking.** Online features (Feast), ``topic_similarity`` = cosine(interest vector,
    post embedding), then the ranking service scores every candidate.
 4. **Re-rank and hydrate.** At most N posts per author, a cap on out-of-network (discovery) posts,
-   then the top ``limit`` hydrated from SQL.
+   then the top ``limit`` hydrated from SQL. With ``exploration_share`` > 0 a few slots go to random
+   candidates, marked ``explored`` (``labcore.exploration``: unbiased data for a learned ranker).
 
 Each dependency has a named fallback, reported in ``FeedResult.fallbacks`` (and so in the response):
 
@@ -40,6 +41,7 @@ from labcore import extensions, metrics
 from labcore.bootstrap import Stack
 from labcore.domain import Post, User, to_epoch
 from labcore.errors import BackendUnavailable
+from labcore.exploration import exploration_rng, explore
 from labcore.ranking import Candidate, recency
 from labcore.tracing import trace_id_of
 
@@ -64,6 +66,7 @@ class Journey:
     score: float | None = None
     rank: int | None = None
     dropped: str | None = None  # why stage 4 did not keep it
+    explored: bool = False  # placed by exploration, not by the ranker (labcore.exploration)
 
     @property
     def in_network(self) -> bool:
@@ -77,6 +80,7 @@ class FeedItem:
     source: str
     score: float | None
     media_url: str | None
+    explored: bool = False
 
 
 @dataclass
@@ -377,13 +381,18 @@ class FeedPipeline:
 
         with timer.stage("stage4_rerank_hydrate"):
             kept = self.rerank(survivors, limit)
+            if self.settings.exploration_share > 0:  # off by default: the page is the ranker's
+                rng = exploration_rng(self.settings.seed, user_id, [j.post_id for j in kept])
+                kept = explore(kept, survivors, self.settings.exploration_share, rng)
             authors = store.get_users([j.author_id for j in kept if j.author_id])
             ttl = self.settings.media_url_ttl_seconds
             items = []
             for journey in kept:
                 post = posts[journey.post_id]
                 url = self.stack.media.url(post.media_key, ttl) if post.media_key else None
-                items.append(FeedItem(post, authors[post.author_id], journey.source, journey.score, url))
+                items.append(
+                    FeedItem(post, authors[post.author_id], journey.source, journey.score, url, journey.explored)
+                )
 
         return FeedResult(
             user_id=user_id,

@@ -23,6 +23,7 @@ import hashlib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 WEIGHTS = {"recency": 0.35, "engagement": 0.25, "affinity": 0.20, "topic_similarity": 0.15, "jitter": 0.05}
 RECENCY_HALF_LIFE_HOURS = 24.0
@@ -79,8 +80,17 @@ Model = Callable[[str, Sequence[Candidate], float, int], list[float]]
 MODELS: dict[str, Model] = {"formula-v1": formula_v1}
 
 
-def get_model(version: str) -> Model:
-    try:
+def get_model(version: str, models_dir: Path | None = None) -> Model:
+    """A built-in model (``formula-v1``) or, with ``models_dir``, a learned one registered there
+    (``labcore.learning.registry``). An unknown version is a ``ValueError`` naming the known ones."""
+    if version in MODELS:
         return MODELS[version]
-    except KeyError:
-        raise ValueError(f"unknown ranking model {version!r}; known: {', '.join(MODELS)}") from None
+    known = list(MODELS)
+    if models_dir is not None:
+        from labcore.learning.registry import ModelRegistry  # scikit-learn only for learned models
+
+        registry = ModelRegistry(models_dir)
+        if version in registry:
+            return registry.load(version)
+        known += registry.versions()
+    raise ValueError(f"unknown ranking model {version!r}; known: {', '.join(known)}")

@@ -31,16 +31,18 @@ from typing import Any
 import uvicorn
 
 from labcore import extensions
+from labcore.ab_split import AbSplit
 from labcore.adapters.redis.server import EmbeddedRedis, free_port
 from labcore.bootstrap import Stack, build_stack
 from labcore.consumer import ConsumerLoop
 from labcore.domain import TOPIC_IMPRESSIONS, TOPIC_NEW_POSTS
 from labcore.embedding_worker import worker_loops
-from labcore.errors import LabError, NotFound
+from labcore.errors import InvalidInput, LabError, NotFound
 from labcore.faults import Gate
 from labcore.feature_freshness import after_embedding, engagement_loop
 from labcore.fanout import FanoutHandler
-from labcore.feature_repo import open_serving_store, open_store
+from labcore.feature_history import FeatureHistory
+from labcore.feature_repo import offline_data_dir, open_serving_store, open_store
 from labcore.features import FeatureRefresh, FeatureServerThread, FeatureWriter, materialize
 from labcore.feed import FeedPipeline
 from labcore.impression_worker import ImpressionHandler
@@ -64,10 +66,20 @@ class Runtime:
         self.gates: dict[str, Gate] = {}
         self.servers: dict[str, uvicorn.Server] = {}
         self.feature_server: FeatureServerThread | None = None
+        self.pipeline: FeedPipeline | None = None
         self.reports: dict[str, Callable[[], dict[str, Any]]] = {}
 
     # --- lifecycle -------------------------------------------------------------------------------
     def start(self) -> Runtime:
+        from services.ranking.app import load_models
+
+        # The ranking model(s) first: an unknown version stops `feedlab up` before anything runs
+        # (no redis-server child left behind to clean up).
+        split = AbSplit(self.settings.ranking_model, self.settings.ranking_treatment, self.settings.ranking_treatment_share)
+        try:
+            ranking_models = load_models(split, self.settings.models_dir)
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from exc
         self.settings = self._resolve_ports(self.settings)
         settings = self.settings
         # One process, one tracer provider: every service's spans land in the same buffer, so a
@@ -85,7 +97,8 @@ class Runtime:
         # first write, not after a cold model load (and a broken model fails `feedlab up` loudly).
         stack.embedder.load()
         writer_store = open_store(settings, redis_url=settings.redis_url)
-        writer = FeatureWriter(writer_store, stack.feature_cache)
+        # Every fresh write also lands in the offline history: training rows are joined point-in-time.
+        writer = FeatureWriter(writer_store, stack.feature_cache, history=FeatureHistory(offline_data_dir(settings)))
         report = materialize(
             settings, stack.store.engine, writer_store, stack.feature_cache, embeddings_for=stack.vectors.vectors
         )
@@ -99,9 +112,12 @@ class Runtime:
         from services.ranking.app import create_app as create_ranking_app
 
         writes = WritePath(stack, on_commit=relay.notify)
-        self._ranking_app = create_ranking_app(settings.ranking_model)
+        self._ranking_app = create_ranking_app(
+            split.control, treatment=split.treatment, treatment_share=split.share, models=ranking_models
+        )
         self._serve("ranking", self._ranking_app, settings.ranking_port)
-        self._serve("api", create_app(stack, writes, self.reports, FeedPipeline(stack), control=self), settings.api_port)
+        self.pipeline = FeedPipeline(stack)
+        self._serve("api", create_app(stack, writes, self.reports, self.pipeline, control=self), settings.api_port)
         self._write_runtime_file()
         # Everything built so far lives as long as the process: move it out of the collector's
         # sight, or full collections over ~650k objects stall requests for ~400 ms (bench/).
@@ -218,6 +234,47 @@ class Runtime:
             ).start()
         else:
             self._spawn(name, self.targets[name])
+
+    # --- serving knobs a notebook may turn (the learned-ranking lesson) -------------------------------
+    SERVING_KNOBS = ("ranking_model", "ranking_treatment", "ranking_treatment_share", "exploration_share")
+
+    def serving(self) -> dict[str, Any]:
+        """The ranking model(s), the A/B share and the exploration share in force."""
+        return {knob: getattr(self.settings, knob) for knob in self.SERVING_KNOBS}
+
+    def configure_serving(self, changes: dict[str, Any]) -> dict[str, Any]:
+        """Change serving knobs without a restart: what ``FEEDLAB_RANKING_MODEL=... feedlab up`` would
+        do, for a notebook. The new model versions are loaded *before* anything is swapped, so an
+        unknown version is refused (``InvalidInput``) and the running service keeps serving."""
+        from services.ranking.app import create_app as create_ranking_app
+        from services.ranking.app import load_models
+
+        unknown = set(changes) - set(self.SERVING_KNOBS)
+        if unknown:
+            raise InvalidInput(f"not a serving knob: {', '.join(sorted(unknown))}")
+        try:
+            settings = Settings.model_validate(self.settings.model_dump() | changes)
+            split = AbSplit(settings.ranking_model, settings.ranking_treatment, settings.ranking_treatment_share)
+            models = load_models(split, settings.models_dir)
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError too
+            raise InvalidInput(str(exc)) from exc
+        ranking_changed = any(
+            getattr(settings, knob) != getattr(self.settings, knob) for knob in self.SERVING_KNOBS[:3]
+        )
+        self.settings = settings
+        if self.pipeline is not None:
+            self.pipeline.settings = settings  # read per request: the next feed explores at the new share
+        if ranking_changed:
+            running = self.services()["ranking"] == "running"
+            if running:
+                self.stop_service("ranking")
+            self._ranking_app = create_ranking_app(
+                settings.ranking_model, treatment=settings.ranking_treatment,
+                treatment_share=settings.ranking_treatment_share, models=models,
+            )  # fmt: skip
+            if running:
+                self.start_service("ranking")
+        return self.serving()
 
     def _check_service(self, name: str) -> None:
         if name not in self.services() or name == "api":

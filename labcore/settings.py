@@ -133,10 +133,27 @@ class Settings(BaseSettings):
     # --- Ranking and re-rank -------------------------------------------------------------------------
     ranking_url: str | None = Field(default=None, description="Default: this runtime's ranking service.")
     ranking_port: int = Field(default=8001, ge=0, le=65535)
-    ranking_model: str = "formula-v1"
+    ranking_model: str = Field(
+        default="formula-v1",
+        description="formula-v1, or a version registered under <data_dir>/models (labcore.learning.registry).",
+    )
+    ranking_treatment: str | None = Field(
+        default=None,
+        description="A/B test: a second model version, served to ranking_treatment_share of users by user-id hash.",
+    )
+    ranking_treatment_share: float = Field(default=0.5, ge=0, le=1)
     ranking_timeout_seconds: float = Field(default=0.5, gt=0)
     max_posts_per_author: int = Field(default=2, ge=1)
     out_of_network_share: float = Field(default=0.3, ge=0, le=1)
+    exploration_share: float = Field(
+        default=0.0,
+        ge=0,
+        le=0.5,
+        description=(
+            "Share of feed slots given to a random candidate instead of the ranker's pick (marked"
+            " explored), so logged impressions are not only what the ranker already liked."
+        ),
+    )
 
     # --- Feed ------------------------------------------------------------------------------------
     feed_limit: int = Field(default=20, ge=1, le=200)
@@ -223,3 +240,8 @@ class Settings(BaseSettings):
     def runtime_file(self) -> Path:
         """Where a running embedded stack writes its endpoints (read by ``labcore.connect``)."""
         return self.data_dir / "runtime.json"
+
+    @property
+    def models_dir(self) -> Path:
+        """The model registry: one folder per learned ranking model version."""
+        return self.data_dir / "models"

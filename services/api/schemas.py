@@ -111,6 +111,7 @@ class FeedItemPublic(BaseModel):
     created_at: datetime
     source: str = Field(description="social (mailbox), celebrity (pulled at read time) or discovery (ANN)")
     score: float | None = Field(description="the ranking model's pClick (or recency in the fallback)")
+    explored: bool = Field(default=False, description="placed by exploration (a random candidate), not by the ranker")
 
 
 class FeedPublic(BaseModel):
@@ -136,7 +137,10 @@ class JourneyPublic(BaseModel):
     features: dict[str, float | None]
     score: float | None
     rank: int | None = Field(description="final position, 1-based, if it made the feed")
-    dropped: str | None = Field(description="why stage 4 left it out: author_cap, out_of_network_cap, below_cutoff")
+    dropped: str | None = Field(
+        description="why stage 4 left it out: author_cap, out_of_network_cap, below_cutoff, exploration"
+    )
+    explored: bool = Field(default=False, description="placed by exploration, not by the ranker")
 
 
 class FeedExplain(FeedPublic):

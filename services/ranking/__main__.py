@@ -6,13 +6,13 @@ import uvicorn
 
 from labcore.settings import Settings
 from labcore.tracing import setup_tracing
-from services.ranking.app import create_app
+from services.ranking.app import create_app_from_settings
 
 
 def main() -> None:
     settings = Settings()
     setup_tracing(settings, "ranking")
-    uvicorn.run(create_app(settings.ranking_model), host="0.0.0.0", port=settings.ranking_port)  # noqa: S104
+    uvicorn.run(create_app_from_settings(settings), host="0.0.0.0", port=settings.ranking_port)  # noqa: S104
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ def feed_public(result: FeedResult) -> dict:
                 created_at=item.post.created_at,
                 source=item.source,
                 score=item.score,
+                explored=item.explored,
             )
             for item in result.items
         ],
@@ -66,6 +67,7 @@ def explain(pipeline: PipelineDep, user_id: UserId, limit: Limit = None) -> Feed
             score=j.score,
             rank=j.rank,
             dropped=j.dropped,
+            explored=j.explored,
         )
         for j in result.journeys
     ]
