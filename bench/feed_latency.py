@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import shutil
 import signal
@@ -41,19 +40,16 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 
+from bench.report import machine_facts as report_machine_facts
+
 REPO = Path(__file__).resolve().parent.parent
 MARKER = "bench_world.json"  # in the data dir: which world was seeded there
-PACKAGES = (
-    "torch", "sentence-transformers", "transformers", "qdrant-client", "feast", "fastapi", "uvicorn",
-    "httpx", "redis", "hiredis", "duckdb", "SQLAlchemy", "numpy", "pydantic",
-)  # fmt: skip
 # Backends the caller's environment might point elsewhere: the benchmark is the embedded runtime.
 FOREIGN_ENV = (
     "FEEDLAB_PROFILE", "FEEDLAB_REDIS_URL", "FEEDLAB_SQL_URL", "FEEDLAB_VECTOR_URL", "FEEDLAB_EVENT_LOG",
@@ -396,30 +392,8 @@ def summarize(run: RunResult) -> dict[str, Any]:
 
 
 def machine_facts(lab: Any | None) -> dict[str, Any]:
-    facts: dict[str, Any] = {
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "cpu_model": None,
-        "memory_gb": None,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "packages": {},
-    }
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                facts["cpu_model"] = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                facts["memory_gb"] = round(int(line.split()[1]) / 1024 / 1024, 1)
-    except OSError:
-        pass
-    for name in PACKAGES:
-        try:
-            facts["packages"][name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            facts["packages"][name] = None
+    """``bench.report.machine_facts`` plus the Redis server's version when a stack is attached."""
+    facts = report_machine_facts()
     if lab is not None:
         try:
             facts["redis_server"] = lab.redis.info("server").get("redis_version")
