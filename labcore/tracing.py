@@ -81,6 +81,22 @@ def _plain(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
+def summarize(trace_id: str, spans: Sequence[SpanRecord]) -> dict[str, Any]:
+    """One trace in a line: its root span (the earliest span whose parent is not in the trace),
+    start, duration, span count and the services it crossed."""
+    ids = {s.span_id for s in spans}
+    root = min([s for s in spans if s.parent_id not in ids] or spans, key=lambda s: s.start)
+    start = min(s.start for s in spans)
+    return {
+        "trace_id": trace_id,
+        "root": root.name,
+        "start": start,
+        "duration_ms": round((max(s.end for s in spans) - start) * 1000, 3),
+        "spans": len(spans),
+        "services": sorted({s.service for s in spans}),
+    }
+
+
 class RecentSpans(SpanExporter):
     """The last ``max_spans`` finished spans, grouped by trace (oldest traces evicted first)."""
 
@@ -116,21 +132,9 @@ class RecentSpans(SpanExporter):
             snapshot = [(tid, list(spans)) for tid, spans in reversed(self._traces.items())]
         out = []
         for trace_id, spans in snapshot:
-            ids = {s.span_id for s in spans}
-            roots = [s for s in spans if s.parent_id not in ids]
-            first = min(roots or spans, key=lambda s: s.start)
-            if root is not None and first.name != root:
-                continue
-            out.append(
-                {
-                    "trace_id": trace_id,
-                    "root": first.name,
-                    "start": min(s.start for s in spans),
-                    "duration_ms": round((max(s.end for s in spans) - min(s.start for s in spans)) * 1000, 3),
-                    "spans": len(spans),
-                    "services": sorted({s.service for s in spans}),
-                }
-            )
+            summary = summarize(trace_id, spans)
+            if root is None or summary["root"] == root:
+                out.append(summary)
             if len(out) >= limit:
                 break
         return out

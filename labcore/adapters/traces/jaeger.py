@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from labcore.errors import BackendUnavailable
-from labcore.tracing import SpanRecord
+from labcore.tracing import SpanRecord, summarize
 
 
 def span_records(trace: Mapping[str, Any]) -> list[SpanRecord]:
@@ -76,23 +76,8 @@ class JaegerTraces:
 
     def recent(self, limit: int = 20, root: str | None = None, service: str = "api") -> list[dict[str, Any]]:
         params: dict[str, Any] = {"service": service, "limit": limit} | ({"operation": root} if root else {})
-        summaries = []
-        for trace in self._get("/api/traces", **params):
-            spans = span_records(trace)
-            if not spans:
-                continue
-            ids = {s.span_id for s in spans}
-            first = min((s for s in spans if s.parent_id not in ids), key=lambda s: s.start, default=spans[0])
-            summaries.append(
-                {
-                    "trace_id": first.trace_id,
-                    "root": first.name,
-                    "start": spans[0].start,
-                    "duration_ms": round((max(s.end for s in spans) - spans[0].start) * 1000, 3),
-                    "spans": len(spans),
-                    "services": sorted({s.service for s in spans}),
-                }
-            )
+        traces = [spans for trace in self._get("/api/traces", **params) if (spans := span_records(trace))]
+        summaries = [summarize(spans[0].trace_id, spans) for spans in traces]
         return sorted(summaries, key=lambda t: t["start"], reverse=True)[:limit]
 
     def close(self) -> None:
