@@ -20,12 +20,14 @@ from collections.abc import Sequence
 import numpy as np
 from opentelemetry import trace
 
+from labcore import extensions
 from labcore.adapters.events.base import EventLog
+from labcore.bootstrap import Stack
 from labcore.consumer import ConsumerLoop
 from labcore.domain import TOPIC_ENGAGEMENTS, PostCreated, PostLiked, Record
-from labcore.embedding_worker import OnEmbedded
+from labcore.embedding_worker import OnEmbedded, worker_loops
 from labcore.errors import LabError
-from labcore.features import FeatureRefresh
+from labcore.features import FeatureRefresh, FeatureWriter
 from labcore.tracing import continue_each
 
 log = logging.getLogger(__name__)
@@ -65,3 +67,29 @@ def after_embedding(refresh: FeatureRefresh) -> OnEmbedded:
 def engagement_loop(events: EventLog, refresh: FeatureRefresh, worker_id: str) -> ConsumerLoop:
     """The ``features`` consumer group on ``engagements``."""
     return ConsumerLoop(events, TOPIC_ENGAGEMENTS, "features", f"features-{worker_id}", FeatureEngagementHandler(refresh))
+
+
+def fresh_worker_loops(stack: Stack, writer: FeatureWriter) -> tuple[ConsumerLoop, ConsumerLoop, ConsumerLoop]:
+    """The embedding worker's loops with features kept fresh: ``(embedding, interests, features)``.
+
+    What the embedded runtime and the compose embedding worker both run: embedding (then the new
+    posts' features), interest vectors, and the ``features`` group refreshing likes.
+    """
+    settings = stack.settings
+    refresh = FeatureRefresh(
+        stack.store.engine,
+        writer,
+        embeddings_for=stack.vectors.vectors,
+        affinity=extensions.load(settings, "affinity"),
+    )
+    embedding, interests = worker_loops(
+        stack.events,
+        stack.embedder,
+        stack.vectors,
+        stack.interests,
+        stack.store,
+        worker_id=settings.worker_id,
+        batch_size=settings.embedding_batch_size,
+        on_embedded=after_embedding(refresh),
+    )
+    return embedding, interests, engagement_loop(stack.events, refresh, settings.worker_id)

@@ -36,14 +36,13 @@ from labcore.adapters.redis.server import EmbeddedRedis, free_port
 from labcore.bootstrap import Stack, build_stack
 from labcore.consumer import ConsumerLoop
 from labcore.domain import TOPIC_IMPRESSIONS, TOPIC_NEW_POSTS
-from labcore.embedding_worker import worker_loops
 from labcore.errors import InvalidInput, LabError, NotFound
 from labcore.faults import Gate
-from labcore.feature_freshness import after_embedding, engagement_loop
+from labcore.feature_freshness import fresh_worker_loops
 from labcore.fanout import FanoutHandler
 from labcore.feature_history import FeatureHistory
 from labcore.feature_repo import offline_data_dir, open_serving_store, open_store
-from labcore.features import FeatureRefresh, FeatureServerThread, FeatureWriter, materialize
+from labcore.features import FeatureServerThread, FeatureWriter, materialize
 from labcore.feed import FeedPipeline
 from labcore.impression_worker import ImpressionHandler
 from labcore.outbox import OutboxRelay
@@ -141,31 +140,15 @@ class Runtime:
     def _start_workers(self, stack: Stack, writer: FeatureWriter) -> OutboxRelay:
         """Start every worker thread; returns the relay, which the write path wakes after commits."""
         settings = stack.settings
-        refresh = FeatureRefresh(
-            stack.store.engine,
-            writer,
-            embeddings_for=stack.vectors.vectors,
-            affinity=extensions.load(settings, "affinity"),
-        )
-
         relay = OutboxRelay(stack.store, stack.events, poll_seconds=settings.outbox_poll_seconds)
         fanout = FanoutHandler(stack.store, stack.mailboxes, extensions.load(settings, "fanout"))
-        embedding, interests = worker_loops(
-            stack.events,
-            stack.embedder,
-            stack.vectors,
-            stack.interests,
-            stack.store,
-            worker_id=settings.worker_id,
-            batch_size=settings.embedding_batch_size,
-            on_embedded=after_embedding(refresh),
-        )
+        embedding, interests, features = fresh_worker_loops(stack, writer)
         impressions = ImpressionHandler(stack.impressions)
         loops = {
             "fanout-worker": ConsumerLoop(stack.events, TOPIC_NEW_POSTS, "fanout", f"fanout-{settings.worker_id}", fanout),
             "embedding-worker": embedding,
             "interest-worker": interests,
-            "feature-worker": engagement_loop(stack.events, refresh, settings.worker_id),
+            "feature-worker": features,
             "impressions-loader": ConsumerLoop(
                 stack.events, TOPIC_IMPRESSIONS, "impressions-loader", f"loader-{settings.worker_id}", impressions
             ),

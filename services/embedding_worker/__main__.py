@@ -22,13 +22,11 @@ import threading
 
 from labcore.bootstrap import build_stack
 from labcore.consumer import ConsumerLoop
-from labcore import extensions
-from labcore.embedding_worker import worker_loops
 from labcore.errors import BackendUnavailable
-from labcore.feature_freshness import after_embedding, engagement_loop
+from labcore.feature_freshness import fresh_worker_loops
 from labcore.feature_history import FeatureHistory
 from labcore.feature_repo import offline_data_dir, open_store
-from labcore.features import FeatureRefresh, FeatureWriter
+from labcore.features import FeatureWriter
 from labcore.metrics import serve_metrics
 from labcore.settings import Settings
 from labcore.tracing import setup_tracing
@@ -68,22 +66,7 @@ def main() -> None:
         stack.feature_cache,
         history=FeatureHistory(offline_data_dir(settings)),
     )
-    refresh = FeatureRefresh(
-        stack.store.engine, writer, embeddings_for=stack.vectors.vectors, affinity=extensions.load(settings, "affinity")
-    )
-    loops = (
-        *worker_loops(
-            stack.events,
-            stack.embedder,
-            stack.vectors,
-            stack.interests,
-            stack.store,
-            worker_id=settings.worker_id,
-            batch_size=settings.embedding_batch_size,
-            on_embedded=after_embedding(refresh),
-        ),
-        engagement_loop(stack.events, refresh, settings.worker_id),
-    )
+    loops = fresh_worker_loops(stack, writer)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
