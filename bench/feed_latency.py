@@ -6,7 +6,7 @@
 
 What it does:
 
-1. Starts a fresh embedded runtime (``python -m labcore.cli up``) in a temporary data dir on free
+1. Starts a fresh embedded runtime (``python -m labcore.lab.cli up``) in a temporary data dir on free
    ports — or in ``--data-dir``, so a seeded world is reused across runs (seeding medium takes
    minutes: ~20,000 posts are embedded on the CPU). A runtime already running in ``--data-dir`` is
    used as is and left running.
@@ -19,7 +19,7 @@ What it does:
    wall time, the server's ``latency_ms`` and every ``stage_latency_ms``.
 4. Prints a Markdown report (stdout; progress goes to stderr) and optionally ``--json PATH``.
    Any non-200 response or any fallback aborts the run with exit status 1.
-5. Stops the runtime it started (``python -m labcore.cli down``), also on error or Ctrl-C.
+5. Stops the runtime it started (``python -m labcore.lab.cli down``), also on error or Ctrl-C.
 
 Percentiles are numpy's linear interpolation. "Cold" requests are the first read of a user whose
 mailbox was never built (the read rebuilds it from SQL) or who has no interest vector yet (the read
@@ -84,7 +84,7 @@ class RuntimeProcess:
 
     def cli(self, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "labcore.cli", *args],
+            [sys.executable, "-m", "labcore.lab.cli", *args],
             env=self.env, cwd=REPO, capture_output=True, text=True, timeout=timeout,
         )  # fmt: skip
 

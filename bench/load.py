@@ -44,8 +44,8 @@ from urllib.parse import urlparse
 import httpx
 import numpy as np
 
-from labcore.client import LabClient, connect
 from labcore.errors import LabError
+from labcore.lab.client import LabClient, connect
 from labcore.settings import Settings
 
 MIX = {"feed": 45, "post": 25, "like": 15, "impressions": 15}

@@ -3,12 +3,12 @@
     python -m bench.profile_feed                      # small world, 200 profiled requests
     python -m bench.profile_feed --size tiny --requests 50 --top 8
 
-Builds the whole embedded runtime *in this process* (``labcore.runtime.Runtime``: redis-server child,
+Builds the whole embedded runtime *in this process* (``labcore.lab.runtime.Runtime``: redis-server child,
 SQLite, Qdrant local mode, DuckDB, Feast's feature server and the ranking service in threads, the
 workers), seeds the world, waits for the pipeline to catch up (same check as ``bench.feed_latency``),
 then calls ``FeedPipeline.run`` — the code behind ``GET /feed/`` — directly, twice over:
 
-1. **cProfile, per stage.** ``labcore.feed.StageTimer`` is swapped, in this process only, for a
+1. **cProfile, per stage.** ``labcore.feed.pipeline.StageTimer`` is swapped, in this process only, for a
    subclass whose ``stage()`` also enables one ``cProfile.Profile`` per stage. cProfile sees the
    calling thread only, so time spent waiting for the feature server or the ranking service shows
    up as socket reads.
@@ -51,8 +51,8 @@ IDLE_LEAVES = {"select", "poll", "epoll", "wait", "sleep", "acquire", "recv", "r
 
 
 def install_stage_hooks() -> None:
-    """Swap ``labcore.feed.StageTimer`` for one that also profiles and marks each stage."""
-    import labcore.feed as feed
+    """Swap ``labcore.feed.pipeline.StageTimer`` for one that also profiles and marks each stage."""
+    import labcore.feed.pipeline as feed
 
     base = feed.StageTimer
 
@@ -184,9 +184,10 @@ def alternatives(runtime: Any, pipeline: Any, users: list[str], n: int) -> str:
     """
     import statistics
 
-    from labcore.feature_repo import open_serving_store
-    from labcore.features import AFFINITY_SERVICE, RANKING_WITHOUT_EMBEDDING
-    from labcore.ranking import Candidate, get_model
+    from labcore.features.base import AFFINITY_SERVICE, RANKING_WITHOUT_EMBEDDING
+    from labcore.features.repo import open_serving_store
+    from labcore.ranking.formula import Candidate
+    from labcore.ranking.models import get_model
 
     stack, settings = runtime.stack, runtime.settings
     model = get_model(settings.ranking_model)
@@ -326,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = Path(tempfile.mkdtemp(prefix="feedlab-profile-")) if temp else args.data_dir.resolve()
 
     import labcore
-    from labcore.runtime import Runtime
+    from labcore.lab.runtime import Runtime
     from labcore.settings import Settings
 
     settings = Settings(data_dir=data_dir, api_port=0, ranking_port=0, feature_port=0)
@@ -341,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
             wait_for_pipeline(lab, counts, fresh="already_seeded" not in seeded, timeout=3600)
             users = follower_user_ids(lab)
 
-        from labcore.feed import FeedPipeline
+        from labcore.feed.pipeline import FeedPipeline
 
         install_stage_hooks()
         pipeline = FeedPipeline(runtime.stack)

@@ -115,7 +115,7 @@ def run(args: argparse.Namespace, *, command: str) -> int:
             results[name] = _run_case(name, in_process[name])
         runtime_cases = [n for n in wanted if n in RUNTIME]
         if runtime_cases:
-            from bench.cases import features, feed, freshness, memory
+            from bench.cases import features, feed, memory
             from bench.session import close_session, open_session
 
             say(f"\n== runtime: the {size} world ==")

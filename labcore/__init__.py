@@ -5,7 +5,7 @@ Notebooks start with ``lab = labcore.connect()``; services and the runtime build
 """
 
 from labcore.bootstrap import Stack, build_stack
-from labcore.client import LabClient, connect
+from labcore.lab.client import LabClient, connect
 from labcore.settings import Settings
 
 __all__ = ["LabClient", "Settings", "Stack", "build_stack", "connect"]

@@ -1,6 +1,7 @@
 """The composition root: the only place that turns settings into live clients.
 
-Tests, notebooks, services and the runtime all call ``build_stack``; any adapter can be passed in as a
+Tests, notebooks, services and the runtime all call ``build_stack``, and ``build_workers`` wires the
+event-log consumers for the embedded runtime and the compose worker services alike; any adapter can be passed in as a
 keyword override (a fake from ``labcore.testing``, a server started by a test fixture, ...). Backends
 are chosen by short names from settings and imported lazily, so ``import labcore`` never needs kafka,
 minio or pinot to be installed or reachable.
@@ -24,20 +25,25 @@ from labcore import extensions
 from labcore.adapters.events.base import EventLog
 from labcore.adapters.impressions.redis_recent import RedisRecentImpressions
 from labcore.adapters.media.base import MediaStore
+from labcore.adapters.media.signing import UrlSigner
 from labcore.adapters.redis.mailboxes import RedisMailboxes
 from labcore.adapters.sql.store import SqlStore
+from labcore.domain import TOPIC_ENGAGEMENTS, TOPIC_IMPRESSIONS, TOPIC_NEW_POSTS
 from labcore.errors import LabError
-from labcore.features import RedisFeatureCache
+from labcore.features.cache import RedisFeatureCache
 from labcore.interests import InterestVectors
-from labcore.media_signing import UrlSigner
 from labcore.settings import Settings
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from labcore.adapters.impressions.base import ImpressionStore
     from labcore.adapters.vectors.base import VectorStore
     from labcore.embeddings import Embedder
-    from labcore.features import FeatureSource
-    from labcore.ranking_client import RankingClient
+    from labcore.features.base import FeatureSource
+    from labcore.features.writer import FeatureWriter
+    from labcore.ranking.client import RankingClient
+    from labcore.workers.loop import ConsumerLoop
 
 # Built on first use; ``build_stack(name=...)`` overrides any of them.
 LAZY = ("vectors", "impressions", "features", "ranker", "embedder")
@@ -112,7 +118,7 @@ class Stack:
 
     @cached_property
     def features(self) -> FeatureSource:
-        from labcore.features import FeastServerFeatures
+        from labcore.features.feast import FeastServerFeatures
 
         settings = self.settings
         return FeastServerFeatures(
@@ -123,7 +129,7 @@ class Stack:
 
     @cached_property
     def ranker(self) -> RankingClient:
-        from labcore.ranking_client import RankingClient
+        from labcore.ranking.client import RankingClient
 
         return RankingClient(
             self.settings.resolved_ranking_url(), self.settings.ranking_timeout_seconds, seed=self.settings.seed
@@ -221,3 +227,61 @@ def build_stack(
         media=media or build_media(settings),
         **lazy,
     )
+
+
+# The workers by name (a runtime thread, a compose service's loop): each one consumer group.
+WORKERS = ("fanout-worker", "embedding-worker", "interest-worker", "feature-worker", "impressions-loader")
+
+
+def build_workers(
+    stack: Stack, names: Sequence[str] = WORKERS, *, writer: FeatureWriter | None = None
+) -> dict[str, ConsumerLoop]:
+    """The consumer loops for ``names``, wired from settings — the one place workers are put together.
+
+    The embedded runtime runs all five in threads; in compose the ``fanout_worker`` service runs
+    ``fanout-worker`` and the ``embedding_worker`` service the embedding, interest and feature
+    workers. ``writer`` (where fresh features go) is needed by ``embedding-worker`` (a new post's
+    ``post_stats``) and ``feature-worker`` (a like's counters and affinities).
+    """
+    from labcore.workers.embedding import EmbeddingHandler
+    from labcore.workers.fanout import FanoutHandler
+    from labcore.workers.features import FeatureEngagementHandler, FeatureRefresh, after_embedding
+    from labcore.workers.impressions import ImpressionHandler
+    from labcore.workers.interests import InterestHandler
+    from labcore.workers.loop import ConsumerLoop
+
+    settings, worker_id = stack.settings, stack.settings.worker_id
+    unknown = set(names) - set(WORKERS)
+    if unknown:
+        raise ValueError(f"unknown workers {sorted(unknown)}; known: {', '.join(WORKERS)}")
+    needs_writer = {"embedding-worker", "feature-worker"} & set(names)
+    if needs_writer and writer is None:
+        raise ValueError(f"{sorted(needs_writer)} need a FeatureWriter")
+    refresh = None
+    if writer is not None:
+        refresh = FeatureRefresh(
+            stack.store.engine, writer, embeddings_for=stack.vectors.vectors, affinity=extensions.load(settings, "affinity")
+        )
+
+    def build(name: str) -> ConsumerLoop:
+        if name == "fanout-worker":
+            handler = FanoutHandler(stack.store, stack.mailboxes, extensions.load(settings, "fanout"))
+            return ConsumerLoop(stack.events, TOPIC_NEW_POSTS, "fanout", f"fanout-{worker_id}", handler)
+        if name == "embedding-worker":
+            # One poll is one model call; inside it the embedder runs ``embedding_forward_batch_size``
+            # texts per forward pass.
+            handler = EmbeddingHandler(stack.embedder, stack.vectors, after_embedding(refresh))
+            return ConsumerLoop(
+                stack.events, TOPIC_NEW_POSTS, "embedding", f"embedding-{worker_id}", handler,
+                batch_size=settings.embedding_batch_size,
+            )  # fmt: skip
+        if name == "interest-worker":
+            handler = InterestHandler(stack.interests, stack.vectors, stack.store, stack.embedder)
+            return ConsumerLoop(stack.events, TOPIC_ENGAGEMENTS, "interests", f"interests-{worker_id}", handler)
+        if name == "feature-worker":
+            handler = FeatureEngagementHandler(refresh)
+            return ConsumerLoop(stack.events, TOPIC_ENGAGEMENTS, "features", f"features-{worker_id}", handler)
+        handler = ImpressionHandler(stack.impressions)
+        return ConsumerLoop(stack.events, TOPIC_IMPRESSIONS, "impressions-loader", f"loader-{worker_id}", handler)
+
+    return {name: build(name) for name in names}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from numbers import Real
 from typing import Any, ClassVar, Literal, Self
 
 # How a post reaches followers: "push" = fanned out into mailboxes at write time,
@@ -125,6 +126,31 @@ class PostLiked(Event):
     def key(self) -> str:
         return self.user_id
 
+
+
+@dataclass(frozen=True)
+class ImpressionLogged(Event):
+    """One post shown to one user at ``seen_at`` (epoch seconds)."""
+
+    user_id: str
+    post_id: str
+    seen_at: float
+
+    topic: ClassVar[str] = TOPIC_IMPRESSIONS
+
+    def __post_init__(self) -> None:
+        # Checked here so a malformed event from the log fails in from_dict, not in a backend.
+        for name in ("user_id", "post_id"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+        if isinstance(self.seen_at, bool) or not isinstance(self.seen_at, Real):
+            raise ValueError(f"seen_at must be epoch seconds, got {self.seen_at!r}")
+
+    @property
+    def key(self) -> str:
+        # Keyed by user: one user's impressions share a partition and stay in order.
+        return self.user_id
 
 
 @dataclass(frozen=True)

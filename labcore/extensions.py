@@ -51,7 +51,7 @@ EXTENSION_POINTS: dict[str, ExtensionPoint] = {
     for point in (
         ExtensionPoint(
             "fanout",
-            "labcore.fanout:deliver",
+            "labcore.workers.fanout:deliver",
             "deliver(event: PostCreated, store, mailboxes) -> int  (mailboxes written)",
             "01_fanout",
         ),
@@ -69,13 +69,13 @@ EXTENSION_POINTS: dict[str, ExtensionPoint] = {
         ),
         ExtensionPoint(
             "seen_query",
-            "labcore.impressions:seen_query",
+            "labcore.adapters.impressions.query:seen_query",
             "seen_query(user_id, since_epoch, post_ids=None) -> (sql with ? placeholders, params)",
             "04_impression_filter",
         ),
         ExtensionPoint(
             "affinity",
-            "labcore.features:affinity_score",
+            "labcore.features.base:affinity_score",
             "affinity_score(likes_on_author: int, follows_author: bool) -> float in [0, 1)",
             "05_affinity",
         ),

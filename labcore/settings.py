@@ -135,7 +135,7 @@ class Settings(BaseSettings):
     ranking_port: int = Field(default=8001, ge=0, le=65535)
     ranking_model: str = Field(
         default="formula-v1",
-        description="formula-v1, or a version registered under <data_dir>/models (labcore.learning.registry).",
+        description="formula-v1, or a version registered under <data_dir>/models (labcore.ranking.learned.registry).",
     )
     ranking_treatment: str | None = Field(
         default=None,

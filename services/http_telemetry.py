@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request, Response
 from opentelemetry import trace
 
-from labcore import metrics, tracing
+from labcore.observability import metrics, tracing
 
 tracer = trace.get_tracer(__name__)
 

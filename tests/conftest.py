@@ -121,7 +121,7 @@ class RunningStack:
 
     def feedlab(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "labcore.cli", *args],
+            [sys.executable, "-m", "labcore.lab.cli", *args],
             env=self.env, capture_output=True, text=True, timeout=timeout,
         )  # fmt: skip
 

@@ -34,9 +34,9 @@ SEED = 42''', metadata={"tags": ["parameters"]}),
     code('''import pandas as pd
 
 import labcore
-from labcore.learning.evaluation import engagement_by_arm
-from labcore.learning.loop import ab_test, build_dataset, register, registry, serving, simulator
-from labcore.learning.training import train
+from labcore.ranking.learned.evaluation import engagement_by_arm
+from labcore.lab.learning_loop import ab_test, build_dataset, register, registry, serving, simulator
+from labcore.ranking.learned.training import train
 from labcore.widgets.learning import (
     ab_chart, calibration_chart, importance_chart, leak_frame, metric_chart, position_chart, taste_chart,
 )
@@ -96,7 +96,7 @@ leak_frame(rows, now_counts)'''),
 The split is by **time**: train on the earlier 70 % of impressions, test on the later 30 % — how the
 model will be used. Two scikit-learn models: a logistic regression (a learned weighted sum, like the
 formula's) and gradient-boosted trees (which can learn interactions). Both see the same inputs,
-computed by one function that the ranking service calls too (`labcore.learning.ranker.model_inputs`)
+computed by one function that the ranking service calls too (`labcore.ranking.learned.ranker.model_inputs`)
 so training and serving cannot drift apart.
 
 - **AUC** — how often a liked impression outscores an unliked one (0.5 is chance);
@@ -144,7 +144,7 @@ ab.round(3)'''),
     md("""## Checks
 
 These assertions are what this notebook teaches; CI runs the notebook and fails if any breaks."""),
-    code('''from labcore.ab_split import AbSplit
+    code('''from labcore.ranking.ab_split import AbSplit
 
 assert log["explored"].any(), "exploration placed some of what the readers saw"
 assert set(log["model_version"]) == {"formula-v1"}

@@ -40,7 +40,7 @@ from typing import Any
 import httpx
 
 from labcore.adapters.redis.server import free_port
-from labcore.notebook_check import CI_PARAMETERS, fresh_stack
+from labcore.lab.notebook_check import CI_PARAMETERS, fresh_stack
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="feedlab-ui-check-") as tmp_name, fresh_stack() as stack_env:
         tmp = Path(tmp_name)
         log(f"stack up (data dir {stack_env['FEEDLAB_DATA_DIR']}, api port {stack_env['FEEDLAB_API_PORT']})")
-        subprocess.run([sys.executable, "-m", "labcore.cli", "seed", "--size", "tiny", "--quiet"],
+        subprocess.run([sys.executable, "-m", "labcore.lab.cli", "seed", "--size", "tiny", "--quiet"],
                        env=stack_env, check=True, cwd=ROOT)  # fmt: skip
         notebook = prepare_notebook(out_dir / "work")
         write_lab_settings(tmp / "lab-settings")

@@ -46,7 +46,7 @@ class _Timed:
 
 def post_texts(n: int, seed: int = 42) -> list[str]:
     """``n`` real post texts (the medium world has 20,000; we take its first ``n``)."""
-    from labcore.world import generate_world
+    from labcore.lab.world import generate_world
 
     posts = generate_world("medium" if n > 3000 else "small", seed).posts
     return [p.content for p in posts[:n]]
@@ -57,9 +57,9 @@ def run(
 ) -> CaseResult:
     from labcore.adapters.vectors.qdrant import QdrantVectors
     from labcore.domain import PostCreated, Record
-    from labcore.embedding_worker import EmbeddingHandler
     from labcore.embeddings import Embedder
     from labcore.settings import Settings
+    from labcore.workers.embedding import EmbeddingHandler
 
     if quick:
         texts, batch1_texts = min(texts, 64), min(batch1_texts, 8)

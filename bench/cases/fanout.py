@@ -60,8 +60,8 @@ def run(*, followers: int = 100_000, reps: int = 3, quick: bool = False, say: Ca
     from labcore.adapters.sql.store import SqlStore
     from labcore.bootstrap import redis_client
     from labcore.domain import PostCreated, Record
-    from labcore.fanout import FanoutHandler, delivery_for
     from labcore.settings import Settings
+    from labcore.workers.fanout import FanoutHandler, delivery_for
 
     if quick:
         followers, reps = min(followers, 2_000), 2

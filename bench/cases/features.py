@@ -29,8 +29,10 @@ CANDIDATES = 150
 
 def run(session: Session, *, reps: int = 40, quick: bool = False, say: Callable[[str], None] = print) -> CaseResult:
     from labcore.adapters.sql.schema import posts
-    from labcore.feature_repo import open_serving_store
-    from labcore.features import AFFINITY_SERVICE, RANKING_WITHOUT_EMBEDDING, FeastServerFeatures, RedisFeatureCache
+    from labcore.features.base import AFFINITY_SERVICE, RANKING_WITHOUT_EMBEDDING
+    from labcore.features.cache import RedisFeatureCache
+    from labcore.features.feast import FeastServerFeatures
+    from labcore.features.repo import open_serving_store
 
     if quick:
         reps = min(reps, 5)

@@ -31,8 +31,8 @@ import sqlalchemy as sa
 from labcore.adapters.sql.store import SqlStore
 from labcore.bootstrap import build_media, build_stack
 from labcore.errors import LabError
-from labcore.feature_repo import open_store
-from labcore.features import materialize
+from labcore.features.repo import open_store
+from labcore.features.batch import materialize
 from labcore.settings import Settings
 
 log = logging.getLogger("stack_init")

@@ -6,7 +6,7 @@ Plug it in:      FEEDLAB_RERANKER=exercises.07_diversity.starter:rerank
 
 from __future__ import annotations
 
-from labcore.feed import Journey
+from labcore.feed.journey import Journey
 
 
 def rerank(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from labcore.feed import Journey
+from labcore.feed.journey import Journey
 
 
 def journey(post_id: str, author: str, score: float, source: str = "social") -> Journey:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from labcore.features import FeatureSource, RankingFeatures
+from labcore.features.base import FeatureSource, RankingFeatures
 
 
 def fetch_features(

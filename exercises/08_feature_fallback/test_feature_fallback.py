@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import pytest
 
 from labcore.errors import BackendUnavailable
-from labcore.features import FeatureRow, FeatureSource, RankingFeatures
+from labcore.features.base import FeatureRow, FeatureSource, RankingFeatures
 
 KEYS = [("p1", "alice"), ("p2", "bob")]
 

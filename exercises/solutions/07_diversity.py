@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-from labcore.feed import Journey
+from labcore.feed.journey import Journey
 
 
 def rerank(

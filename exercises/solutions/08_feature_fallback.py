@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from labcore.errors import BackendUnavailable
-from labcore.features import FeatureSource, RankingFeatures
+from labcore.features.base import FeatureSource, RankingFeatures
 
 
 def fetch_features(

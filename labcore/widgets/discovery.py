@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # plotly and ipywidgets are imported when a figure or widget 
     import pandas as pd
     import plotly.graph_objects as go
 
-    from labcore.client import LabClient
+    from labcore.lab.client import LabClient
 
 UNKNOWN_TOPIC = "unknown"  # posts that are not part of the seeded world (written in other notebooks)
 DISCOVERY = "discovery"

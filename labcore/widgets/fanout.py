@@ -2,7 +2,7 @@
 
 The cost model is pure pandas over two frames read once from SQL — ``author_stats`` (followers and
 posts per author) and ``follow_edges`` — so the threshold slider recomputes instantly and the checks
-can call the same functions. The push/pull decision itself is the product's ``labcore.fanout.delivery_for``,
+can call the same functions. The push/pull decision itself is the product's ``labcore.workers.fanout.delivery_for``,
 not a copy. The functions taking a ``LabClient`` read mailboxes or create accounts on the running stack.
 """
 
@@ -12,16 +12,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from labcore.fanout import delivery_for
 from labcore.widgets.output import figure_output
 from labcore.widgets.write_path import delivered_to, unique_name, wait_until
+from labcore.workers.fanout import delivery_for
 
 if TYPE_CHECKING:  # importing this module needs neither a stack nor the plotting libraries
     import ipywidgets
     import pandas as pd
     import plotly.graph_objects as go
 
-    from labcore.client import LabClient
+    from labcore.lab.client import LabClient
 
 __all__ = [
     "author_stats", "curve_thresholds", "delivered_to", "describe_threshold", "fanout_cost", "fanout_scatter",

@@ -126,7 +126,7 @@ def open_offline_store(
     """The running lab's Feast repo, opened read-only from another process.
 
     It reuses the ``feature_store.yaml`` the runtime generated and never rewrites it (unlike
-    ``labcore.feature_repo.open_store``, which renders the yaml from *this* process's settings).
+    ``labcore.features.repo.open_store``, which renders the yaml from *this* process's settings).
     Use it for ``get_historical_features`` and for listing objects — never to apply, materialize or
     write online: the runtime owns those writes.
 
@@ -136,7 +136,7 @@ def open_offline_store(
     """
     from feast import FeatureStore
 
-    from labcore.feature_repo import _quiet_known_advice
+    from labcore.features.repo import _quiet_known_advice
 
     _quiet_known_advice()
     yaml_path = Path(feast_dir) / "feature_store.yaml"
@@ -177,7 +177,7 @@ def registry_frame(store: feast.FeatureStore) -> pd.DataFrame:
 
 def offline_frame(data_dir: Path, view: str) -> pd.DataFrame:
     """A view's offline data as pandas: ``<data_dir>/<view>.parquet``, the parquet dataset (a folder of
-    batch and push parts, ``labcore.feature_history``) that Feast joins over."""
+    batch and push parts, ``labcore.features.history``) that Feast joins over."""
     return pd.read_parquet(Path(data_dir) / f"{view}.parquet")
 
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import plotly.graph_objects as go
 
-    from labcore.client import LabClient
+    from labcore.lab.client import LabClient
 
 # One colour per candidate source, used by the cards, the funnel and the sankey alike.
 SOURCE_COLORS: dict[str, str] = {"social": "#2563eb", "celebrity": "#d97706", "discovery": "#7c3aed"}

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from labcore.impressions import ImpressionLogged
+from labcore.domain import ImpressionLogged
 from labcore.widgets.output import show
 
 if TYPE_CHECKING:  # pandas, plotly, ipywidgets and redis are imported where they are used
@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # pandas, plotly, ipywidgets and redis are imported where the
     import plotly.graph_objects as go
     import redis
 
-    from labcore.client import LabClient
+    from labcore.lab.client import LabClient
 
 
 def short(post_id: str) -> str:
@@ -239,7 +239,7 @@ def report_impressions_at(lab: LabClient, user_id: str, post_ids: Sequence[str],
     """
     from labcore.adapters.impressions.redis_recent import RedisRecentImpressions
     from labcore.bootstrap import build_event_log
-    from labcore.impression_worker import record_impressions
+    from labcore.write.impressions import record_impressions
 
     settings = lab.settings
     events = build_event_log(settings, lab.redis)

@@ -19,8 +19,8 @@ import pandas as pd
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-    from labcore.learning.training import TrainingResult
-    from labcore.simulator import HiddenTaste
+    from labcore.lab.simulator import HiddenTaste
+    from labcore.ranking.learned.training import TrainingResult
 
 COLORS = {
     "formula-v1": "#9D9D9D",

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import plotly.graph_objects as go
 
-    from labcore.client import LabClient
+    from labcore.lab.client import LabClient
 
 # Colour per module that makes spans (the scope's last part), so one glance tells read path from workers.
 SCOPE_COLORS = {

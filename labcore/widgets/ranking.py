@@ -8,7 +8,7 @@
 * ``terms_chart`` — the contributions as stacked bars, one bar per candidate in rank order;
 * ``RankingExplorer`` — five sliders that re-rank a real candidate set live.
 
-The scoring itself is never re-implemented here: the terms come from ``labcore.ranking``, the same
+The scoring itself is never re-implemented here: the terms come from ``labcore.ranking.formula``, the same
 code the ranking service runs, and ``rerank`` with ``WEIGHTS`` reproduces ``formula_v1`` exactly.
 """
 
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from labcore.ranking import RECENCY_HALF_LIFE_HOURS, WEIGHTS, Candidate, formula_terms
+from labcore.ranking.formula import RECENCY_HALF_LIFE_HOURS, WEIGHTS, Candidate, formula_terms
 from labcore.widgets.output import show
 
 if TYPE_CHECKING:
@@ -105,7 +105,7 @@ def rerank(candidates: pd.DataFrame, weights: Mapping[str, float]) -> pd.DataFra
     ``candidates`` is a ``terms_frame`` (other columns, e.g. a label, are carried along). Returns one
     row per candidate, best first: each term's *contribution* (weight · term), ``score`` (their sum)
     and ``rank`` (1-based; ties broken by post id so the order is deterministic). A term missing from
-    ``weights`` weighs 0. With ``labcore.ranking.WEIGHTS`` the scores are formula-v1's.
+    ``weights`` weighs 0. With ``labcore.ranking.formula.WEIGHTS`` the scores are formula-v1's.
     """
     clean = _check_weights(weights)
     missing = [name for name in TERMS if name not in candidates.columns]

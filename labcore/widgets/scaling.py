@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import plotly.graph_objects as go
 
-    from labcore.client import LabClient
+    from labcore.lab.client import LabClient
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Where a benchmark report is looked for, first hit wins: ``feedlab bench`` writes docs/benchmarks.json

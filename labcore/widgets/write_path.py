@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # importing this module needs neither a stack nor the plottin
     import pandas as pd
     import plotly.graph_objects as go
 
-    from labcore.client import LabClient
+    from labcore.lab.client import LabClient
 
 T = TypeVar("T")
 

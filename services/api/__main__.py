@@ -20,11 +20,11 @@ import threading
 import uvicorn
 
 from labcore.bootstrap import build_stack
-from labcore.feed import FeedPipeline
-from labcore.outbox import OutboxRelay
+from labcore.feed.pipeline import FeedPipeline
+from labcore.observability.tracing import setup_tracing
 from labcore.settings import Settings
-from labcore.tracing import setup_tracing
-from labcore.write_path import WritePath
+from labcore.write.outbox import OutboxRelay
+from labcore.write.posts import WritePath
 from services.api.app import create_app
 
 

@@ -17,10 +17,10 @@ from fastapi.responses import JSONResponse, Response
 
 from labcore.bootstrap import Stack
 from labcore.errors import BackendUnavailable, Conflict, Forbidden, InvalidInput, LabError, NotFound, TooLarge
-from labcore.feed import FeedPipeline
-from labcore.write_path import WritePath
-from services.api.routes.admin import ServiceControl
+from labcore.feed.pipeline import FeedPipeline
+from labcore.write.posts import WritePath
 from services.api.routes import admin, feed, health, impressions, introspect, media, posts, traces, users
+from services.api.routes.admin import ServiceControl
 from services.api.schemas import ErrorPublic
 from services.http_telemetry import FASTAPI_TELEMETRY, instrument
 

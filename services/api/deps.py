@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from labcore.bootstrap import Stack
-from labcore.feed import FeedPipeline
-from labcore.write_path import WritePath
+from labcore.feed.pipeline import FeedPipeline
+from labcore.write.posts import WritePath
 
 
 def get_stack(request: Request) -> Stack:

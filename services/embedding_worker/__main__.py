@@ -5,7 +5,7 @@
 Runs three consumer loops in threads, sharing one model in memory:
 
 * ``new-posts`` in group ``embedding`` as ``embedding-$FEEDLAB_WORKER_ID``: embed, upsert vectors,
-  then write the new posts' fresh features (``labcore.feature_freshness``);
+  then write the new posts' fresh features (``labcore.workers.features``);
 * ``engagements`` in group ``interests`` as ``interests-$FEEDLAB_WORKER_ID``: move interest vectors;
 * ``engagements`` in group ``features`` as ``features-$FEEDLAB_WORKER_ID``: a like refreshes the
   post's counters and the liker→author affinity in Feast's online store.
@@ -20,16 +20,15 @@ import logging
 import signal
 import threading
 
-from labcore.bootstrap import build_stack
-from labcore.consumer import ConsumerLoop
+from labcore.bootstrap import build_stack, build_workers
 from labcore.errors import BackendUnavailable
-from labcore.feature_freshness import fresh_worker_loops
-from labcore.feature_history import FeatureHistory
-from labcore.feature_repo import offline_data_dir, open_store
-from labcore.features import FeatureWriter
-from labcore.metrics import serve_metrics
+from labcore.features.history import FeatureHistory
+from labcore.features.repo import offline_data_dir, open_store
+from labcore.features.writer import FeatureWriter
+from labcore.observability.metrics import serve_metrics
+from labcore.observability.tracing import setup_tracing
 from labcore.settings import Settings
-from labcore.tracing import setup_tracing
+from labcore.workers.loop import ConsumerLoop
 
 log = logging.getLogger("services.embedding_worker")
 
@@ -66,7 +65,7 @@ def main() -> None:
         stack.feature_cache,
         history=FeatureHistory(offline_data_dir(settings)),
     )
-    loops = fresh_worker_loops(stack, writer)
+    loops = tuple(build_workers(stack, ("embedding-worker", "interest-worker", "feature-worker"), writer=writer).values())
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import logging
 
-from labcore import extensions
-from labcore.bootstrap import build_stack
-from labcore.consumer import ConsumerLoop, run_until_signalled
-from labcore.domain import TOPIC_NEW_POSTS
-from labcore.fanout import FanoutHandler
-from labcore.metrics import serve_metrics
+from labcore.bootstrap import build_stack, build_workers
+from labcore.observability.metrics import serve_metrics
+from labcore.observability.tracing import setup_tracing
 from labcore.settings import Settings
-from labcore.tracing import setup_tracing
+from labcore.workers.loop import run_until_signalled
 
 
 def main() -> None:
@@ -27,8 +24,7 @@ def main() -> None:
     if settings.metrics_port:  # Prometheus scrapes workers here (FEEDLAB_HOST=0.0.0.0 in a container)
         serve_metrics(settings.metrics_port, settings.host)
     stack = build_stack(settings)
-    handler = FanoutHandler(stack.store, stack.mailboxes, extensions.load(settings, "fanout"))
-    loop = ConsumerLoop(stack.events, TOPIC_NEW_POSTS, "fanout", f"fanout-{settings.worker_id}", handler)
+    (loop,) = build_workers(stack, ("fanout-worker",)).values()
     try:
         run_until_signalled(loop)
     finally:

@@ -2,7 +2,7 @@
 
 Applies the definitions, materializes SQL → parquet → the Redis online store, serves Feast's own
 protocol on ``FEEDLAB_FEATURE_PORT`` (6566), and re-materializes every ``FEEDLAB_FEATURE_BATCH_SECONDS``.
-The embedded runtime does the same in-process (``labcore.runtime``).
+The embedded runtime does the same in-process (``labcore.lab.runtime``).
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ import threading
 
 from labcore.bootstrap import build_stack
 from labcore.errors import LabError
-from labcore.feature_repo import open_serving_store, open_store
-from labcore.features import FeatureServerThread, materialize
+from labcore.features.batch import materialize
+from labcore.features.repo import open_serving_store, open_store
+from labcore.features.server import FeatureServerThread
 from labcore.settings import Settings
 
 log = logging.getLogger("feature_store")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import uvicorn
 
+from labcore.observability.tracing import setup_tracing
 from labcore.settings import Settings
-from labcore.tracing import setup_tracing
 from services.ranking.app import create_app_from_settings
 
 

@@ -7,7 +7,7 @@ without the feed changing.
 The version is ``formula-v1`` or one registered under ``<data_dir>/models`` (``FEEDLAB_RANKING_MODEL``);
 an unknown one stops the service at start, loudly, instead of serving a fallback. With
 ``FEEDLAB_RANKING_TREATMENT`` the service runs an A/B test: a share of users, chosen by a hash of
-their id (``labcore.ab_split``), is scored by the treatment, and every answer names the version that
+their id (``labcore.ranking.ab_split``), is scored by the treatment, and every answer names the version that
 scored it — which is how the feed, its response and the simulator know each user's arm.
 """
 
@@ -21,9 +21,10 @@ from fastapi import FastAPI, HTTPException
 from opentelemetry import trace
 from pydantic import BaseModel, ConfigDict, Field
 
-from labcore import metrics
-from labcore.ab_split import AbSplit
-from labcore.ranking import Candidate, Model, get_model
+from labcore.observability import metrics
+from labcore.ranking.ab_split import AbSplit
+from labcore.ranking.formula import Candidate
+from labcore.ranking.models import Model, get_model
 from labcore.settings import Settings
 from services.http_telemetry import FASTAPI_TELEMETRY, instrument
 

@@ -16,7 +16,7 @@ import pytest
 
 from bench.cases import embedding, fanout, memory, recall
 from bench.cases.freshness import _pcts
-from labcore import cli
+from labcore.lab import cli
 
 
 def quiet(_message: str) -> None:

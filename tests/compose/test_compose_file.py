@@ -173,7 +173,7 @@ def test_prometheus_targets_are_services_of_the_stack() -> None:
         host, _, port = target.partition(":")
         host = "prometheus" if host in ("localhost", "127.0.0.1") else host  # it scrapes itself
         assert int(port) in LISTENS.get(host, set()), f"prometheus scrapes {target}, which nothing serves"
-    # the workers serve /metrics where Prometheus looks (labcore.metrics.serve_metrics)
+    # the workers serve /metrics where Prometheus looks (labcore.observability.metrics.serve_metrics)
     for worker in ("fanout-worker", "embedding-worker"):
         assert environment(services()[worker])["FEEDLAB_METRICS_PORT"] == "9464"
 

@@ -12,11 +12,11 @@ import httpx
 import pytest
 
 from labcore.adapters.impressions.pinot import PinotImpressions
-from labcore.client import RuntimeInfo
-from labcore.domain import TOPIC_ENGAGEMENTS, TOPIC_IMPRESSIONS, TOPIC_NEW_POSTS
-from labcore.feature_repo import DEFINITIONS_FILE, feast_dir
-from labcore.features import AFFINITY_SERVICE, RANKING_SERVICE
-from labcore.impressions import SEEN_SQL, ImpressionLogged
+from labcore.adapters.impressions.query import SEEN_SQL
+from labcore.domain import TOPIC_ENGAGEMENTS, TOPIC_IMPRESSIONS, TOPIC_NEW_POSTS, ImpressionLogged
+from labcore.features.base import AFFINITY_SERVICE, RANKING_SERVICE
+from labcore.features.repo import DEFINITIONS_FILE, feast_dir
+from labcore.lab.client import RuntimeInfo
 from labcore.settings import Settings
 from tests.compose.stack_files import (
     command,
@@ -130,7 +130,7 @@ def test_pinot_schema_has_the_impression_events_fields() -> None:
     assert columns == event
     assert pinot_table()["segmentsConfig"]["timeColumnName"] == "seen_at"
     (time_spec,) = schema["dateTimeFieldSpecs"]
-    assert time_spec["format"] == "1:SECONDS:EPOCH"  # labcore.impressions: seen_at is epoch seconds
+    assert time_spec["format"] == "1:SECONDS:EPOCH"  # labcore.adapters.impressions.query: seen_at is epoch seconds
 
 
 @pytest.mark.usefixtures("clean_env")

@@ -21,28 +21,19 @@ import pytest
 import redis
 
 from labcore.adapters.redis.server import free_port
+from labcore.adapters.sql.feature_rows import affinity_rows, post_stats_rows, user_stats_rows
 from labcore.adapters.sql.store import SqlStore
 from labcore.domain import Post, to_epoch, utcnow
 from labcore.errors import BackendUnavailable
-from labcore.feature_repo import open_serving_store, open_store, redis_connection_string
-from labcore.features import (
-    AuthorAffinity,
-    FeastServerFeatures,
-    FeatureRefresh,
-    FeatureServerThread,
-    FeatureWriter,
-    MaterializeReport,
-    PostStats,
-    RankingFeatures,
-    RedisFeatureCache,
-    UserStats,
-    affinity_rows,
-    affinity_score,
-    materialize,
-    post_stats_rows,
-    user_stats_rows,
-)
+from labcore.features.base import AuthorAffinity, PostStats, RankingFeatures, UserStats, affinity_score
+from labcore.features.batch import MaterializeReport, materialize
+from labcore.features.cache import RedisFeatureCache
+from labcore.features.feast import FeastServerFeatures
+from labcore.features.repo import open_serving_store, open_store, redis_connection_string
+from labcore.features.server import FeatureServerThread
+from labcore.features.writer import FeatureWriter
 from labcore.settings import Settings
+from labcore.workers.features import FeatureRefresh
 
 USERS = ("alice", "bob", "carol", "dave")
 FOLLOWS = [("alice", "bob"), ("alice", "carol"), ("bob", "carol"), ("dave", "alice")]

@@ -26,8 +26,8 @@ from labcore.adapters.impressions.base import ImpressionStore
 from labcore.adapters.impressions.duckdb import DuckdbImpressions
 from labcore.adapters.impressions.redis_recent import RedisRecentImpressions, seen_key
 from labcore.adapters.redis.server import free_port
+from labcore.domain import ImpressionLogged
 from labcore.errors import BackendUnavailable
-from labcore.impressions import ImpressionLogged
 
 PINOT_URL = os.environ.get("FEEDLAB_TEST_PINOT_URL")
 KAFKA_BOOTSTRAP = os.environ.get("FEEDLAB_TEST_KAFKA_BOOTSTRAP")

@@ -23,8 +23,8 @@ from moto.server import ThreadedMotoServer
 from labcore.adapters.media.base import MediaStore
 from labcore.adapters.media.local import LocalMedia
 from labcore.adapters.media.s3 import S3Media
+from labcore.adapters.media.signing import UrlSigner
 from labcore.errors import BackendUnavailable, Forbidden, InvalidInput, NotFound
-from labcore.media_signing import UrlSigner
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
 BAD_KEYS = [

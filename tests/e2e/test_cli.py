@@ -33,7 +33,7 @@ def test_seed_tiny_world_then_feeds_have_posts(running_stack: RunningStack) -> N
     again = running_stack.feedlab("seed", "--size", "tiny", "--quiet")
     assert "already loaded" in again.stdout
 
-    from labcore.world import generate_world
+    from labcore.lab.world import generate_world
 
     world = generate_world("tiny", 42)
     api = httpx.Client(base_url=running_stack.api_url, timeout=10)
@@ -69,7 +69,7 @@ exit 0
 
 def _feedlab_up_compose(bin_dir: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "labcore.cli", "up", "--profile", "compose"],
+        [sys.executable, "-m", "labcore.lab.cli", "up", "--profile", "compose"],
         env=os.environ | {"PATH": str(bin_dir)}, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
 
@@ -113,7 +113,7 @@ def test_compose_profile_runs_compose_up_wait_on_the_compose_file(tmp_path: Path
 def test_compose_profile_down_and_status_go_through_compose(tmp_path: Path, command: str, expected: str) -> None:
     bin_dir = _fake_docker(tmp_path / "bin", RECORDS_CALLS)
     result = subprocess.run(
-        [sys.executable, "-m", "labcore.cli", command, "--profile", "compose"],
+        [sys.executable, "-m", "labcore.lab.cli", command, "--profile", "compose"],
         env=os.environ | {"PATH": str(bin_dir)}, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert (bin_dir / "calls").read_text().splitlines()[-1] == expected
@@ -125,7 +125,7 @@ def test_compose_profile_down_and_status_go_through_compose(tmp_path: Path, comm
 
 def test_compose_profile_down_without_docker_fails_clearly(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "labcore.cli", "down", "--profile", "compose"],
+        [sys.executable, "-m", "labcore.lab.cli", "down", "--profile", "compose"],
         env=os.environ | {"PATH": str(_fake_docker(tmp_path / "bin", None))}, cwd=REPO_ROOT,
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip

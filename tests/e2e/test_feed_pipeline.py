@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from labcore.bootstrap import build_stack
-from labcore.client import LabClient, connect
+from labcore.lab.client import LabClient, connect
+from labcore.lab.world import generate_world
 from labcore.settings import Settings
-from labcore.world import generate_world
-from labcore.write_path import WritePath
+from labcore.write.posts import WritePath
 from tests.conftest import RunningStack
 
 SETTINGS_DEFAULTS = Settings()

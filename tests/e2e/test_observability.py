@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from labcore.client import connect
+from labcore.lab.client import connect
 from labcore.settings import Settings
 from labcore.widgets import observability as obs
 from tests.conftest import RunningStack

@@ -28,17 +28,17 @@ from labcore.adapters.redis.server import EmbeddedRedis
 from labcore.adapters.vectors.base import VectorItem
 from labcore.adapters.vectors.qdrant import QdrantVectors
 from labcore.bootstrap import Stack, build_stack
-from labcore.domain import TOPIC_NEW_POSTS, to_epoch
+from labcore.domain import TOPIC_NEW_POSTS, ImpressionLogged, to_epoch
 from labcore.errors import BackendUnavailable, InvalidInput
 from labcore.extensions import EXTENSION_POINTS
-from labcore.fanout import FanoutHandler
-from labcore.features import FeatureSource, RankingFeatures, materialize
-from labcore.feed import FeedPipeline, FeedResult
-from labcore.impressions import ImpressionLogged
-from labcore.outbox import OutboxRelay
-from labcore.ranking import Candidate, formula_v1
+from labcore.features.base import FeatureSource, RankingFeatures
+from labcore.features.batch import materialize
+from labcore.feed.pipeline import FeedPipeline, FeedResult
+from labcore.ranking.formula import Candidate, formula_v1
 from labcore.settings import Settings
-from labcore.write_path import WritePath
+from labcore.workers.fanout import FanoutHandler
+from labcore.write.outbox import OutboxRelay
+from labcore.write.posts import WritePath
 
 REPO = Path(__file__).resolve().parents[2]
 EXERCISES = sorted(p.name for p in (REPO / "exercises").iterdir() if p.is_dir() and p.name[:2].isdigit())
@@ -49,7 +49,7 @@ EXERCISES = sorted(p.name for p in (REPO / "exercises").iterdir() if p.is_dir() 
 
 def feedlab_grade(out: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     run = subprocess.run(
-        [sys.executable, "-m", "labcore.cli", "grade", "--out", str(out), *args],
+        [sys.executable, "-m", "labcore.lab.cli", "grade", "--out", str(out), *args],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     grades = json.loads((out / "grades.json").read_text())
@@ -111,7 +111,7 @@ def test_grading_one_exercise_and_an_unknown_one(tmp_path: Path) -> None:
     run, grades = feedlab_grade(tmp_path, "07", "--solutions")
     assert run.returncode == 0 and [e["exercise"] for e in grades["exercises"]] == ["07_diversity"]
     unknown = subprocess.run(
-        [sys.executable, "-m", "labcore.cli", "grade", "99", "--out", str(tmp_path)],
+        [sys.executable, "-m", "labcore.lab.cli", "grade", "99", "--out", str(tmp_path)],
         cwd=REPO, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert unknown.returncode != 0 and "no exercise '99'" in unknown.stderr
@@ -121,7 +121,7 @@ def test_grading_one_exercise_and_an_unknown_one(tmp_path: Path) -> None:
 
 
 def test_the_loader_resolves_a_setting_and_defaults_to_labcore() -> None:
-    from labcore.feed import rerank as labcore_rerank
+    from labcore.feed.stage4_rerank import rerank as labcore_rerank
 
     chosen = extensions.load(Settings(reranker="exercises.solutions.07_diversity:rerank"), "reranker")
     assert chosen.__module__ == "exercises.solutions.07_diversity" and chosen.__name__ == "rerank"
@@ -138,7 +138,7 @@ def test_the_loader_resolves_a_setting_and_defaults_to_labcore() -> None:
         ("exercises.07_diversity.starter", "expected an import path"),
         ("exercises.07_diversity.startr:rerank", "no module named 'exercises.07_diversity.startr'"),
         ("exercises.07_diversity.starter:re_rank", "module 'exercises.07_diversity.starter' has no 're_rank'"),
-        ("labcore.impressions:SEEN_SQL", "is not a function"),
+        ("labcore.adapters.impressions.query:SEEN_SQL", "is not a function"),
         ("no_such_package.module:rerank", "no module named 'no_such_package'"),
     ],
 )

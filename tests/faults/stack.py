@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from labcore.adapters.redis.server import free_port
-from labcore.client import LabClient, connect
+from labcore.lab.client import LabClient, connect
 from labcore.settings import Settings
 from tests.conftest import RunningStack
 

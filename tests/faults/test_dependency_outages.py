@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from labcore.client import LabClient
+from labcore.lab.client import LabClient
 from labcore.widgets.observability import metric_value, parse_metrics
 from tests.conftest import RunningStack
 from tests.faults.load_phases import Load

@@ -27,10 +27,10 @@ import redis
 from labcore.adapters.redis.server import EmbeddedRedis, free_port
 from labcore.bootstrap import build_stack
 from labcore.domain import to_epoch
-from labcore.outbox import OutboxRelay
 from labcore.settings import Settings
 from labcore.widgets.observability import metric_value, parse_metrics
-from labcore.write_path import WritePath
+from labcore.write.outbox import OutboxRelay
+from labcore.write.posts import WritePath
 from tests.conftest import RunningStack
 from tests.faults.stack import client, runtime_info, wait_for
 

@@ -2,7 +2,7 @@
 
 Before, only the embedded runtime pushed a new post's features and a like's counters between
 feature batches; in compose they waited for the next batch. Now the worker process does both, with
-the same code (``labcore.feature_freshness``): a post embedded a moment ago has its ``post_stats``
+the same code (``labcore.workers.features``): a post embedded a moment ago has its ``post_stats``
 (real ``created_at``) in the feature cache, and a like moves ``like_count`` and the pair's affinity.
 """
 
@@ -18,9 +18,9 @@ import pytest
 
 from labcore.adapters.redis.server import EmbeddedRedis
 from labcore.bootstrap import build_stack
-from labcore.outbox import OutboxRelay
 from labcore.settings import Settings
-from labcore.write_path import WritePath
+from labcore.write.outbox import OutboxRelay
+from labcore.write.posts import WritePath
 
 
 def wait_for(check, what: str, log: Path, timeout: float = 90.0):  # noqa: ANN001, ANN201
@@ -61,8 +61,13 @@ def test_the_worker_process_writes_fresh_features_after_a_post_and_a_like(tmp_pa
 
             writes.like(reader, post.id)
             relay.publish_pending()
-            row = wait_for(lambda: (r := features()) and r.post.like_count == 1 and r, "like_count after the like", log)
-            assert row.affinity is not None and row.affinity.affinity_score > 0
+            # The post's counters and the pair's affinity are two writes: wait for both.
+            row = wait_for(
+                lambda: (r := features()) and r.post.like_count == 1 and r.affinity is not None and r,
+                "like_count and affinity after the like",
+                log,
+            )
+            assert row.affinity.affinity_score > 0
         finally:
             worker.terminate()
             worker.wait(30)

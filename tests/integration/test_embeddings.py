@@ -10,9 +10,9 @@ import pytest
 
 from labcore.adapters.vectors.qdrant import QdrantVectors
 from labcore.domain import TOPIC_NEW_POSTS, PostCreated, Record
-from labcore.embedding_worker import EmbeddingHandler
 from labcore.embeddings import DIM, Embedder
 from labcore.errors import BackendUnavailable
+from labcore.workers.embedding import EmbeddingHandler
 
 COOKING = [
     "Slow-roasted tomatoes with garlic make the best pasta sauce.",

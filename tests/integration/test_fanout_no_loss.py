@@ -22,9 +22,9 @@ import pytest
 from labcore.adapters.redis.server import EmbeddedRedis
 from labcore.bootstrap import build_stack
 from labcore.domain import to_epoch
-from labcore.outbox import OutboxRelay
 from labcore.settings import Settings
-from labcore.write_path import WritePath
+from labcore.write.outbox import OutboxRelay
+from labcore.write.posts import WritePath
 
 AUTHORS, READERS, POSTS, THRESHOLD = 50, 150, 2000, 40
 

@@ -25,10 +25,12 @@ from labcore.adapters.vectors.base import VectorItem
 from labcore.adapters.vectors.qdrant import QdrantVectors
 from labcore.bootstrap import redis_client
 from labcore.domain import TOPIC_ENGAGEMENTS, TOPIC_NEW_POSTS, Post, PostCreated, PostLiked, Record, to_epoch, utcnow
-from labcore.embedding_worker import EmbeddingHandler, EngagementHandler, worker_loops
 from labcore.embeddings import DIM, Embedder
 from labcore.errors import BackendUnavailable
 from labcore.interests import InterestVectors, interest_key, popular_post_ids
+from labcore.workers.embedding import EmbeddingHandler
+from labcore.workers.interests import InterestHandler
+from labcore.workers.loop import ConsumerLoop
 
 COOKING = [
     "Slow-roasted tomatoes with garlic make the best pasta sauce.",
@@ -282,7 +284,7 @@ def test_engagement_handler_cold_starts_then_applies_likes_in_order(
     first, second = add_post(store, "bob"), add_post(store, "bob")
     embed_by_hand(vectors, first, unit(0.0, 1.0))
     embed_by_hand(vectors, second, unit(0.0, 0.0, 1.0))
-    handler = EngagementHandler(interests, vectors, store)
+    handler = InterestHandler(interests, vectors, store)
 
     handler(like_records(store, "alice", [first, second]))
 
@@ -297,12 +299,12 @@ def test_like_that_overtakes_its_embedding(interests: InterestVectors, store: Sq
     post = add_post(store, "bob", "brand new post")  # liked before the embedding worker got to it
     records = like_records(store, "alice", [post])
 
-    without_model = EngagementHandler(interests, vectors, store)
+    without_model = InterestHandler(interests, vectors, store)
     without_model(records)
     assert without_model.skipped == 1 and interests.get("alice") is None
 
     model = TableEmbedder({"brand new post": unit(0.0, 1.0)})
-    with_model = EngagementHandler(interests, vectors, store, embedder=model)  # type: ignore[arg-type]
+    with_model = InterestHandler(interests, vectors, store, embedder=model)  # type: ignore[arg-type]
     with_model(records)
     np.testing.assert_allclose(interests.get("alice"), unit(0.0, 1.0), atol=1e-6)
     assert with_model.skipped == 0 and model.calls == 1
@@ -336,7 +338,7 @@ def test_liking_a_topic_moves_discovery_toward_it(
     before_similarity = float(interests.get("alice") @ cooking_centroid)
     assert sum(p in cooking_ids for p in before_top) <= 1  # cold start from a football fan's posts
 
-    handler = EngagementHandler(interests, vectors, store, embedder)
+    handler = InterestHandler(interests, vectors, store, embedder)
     handler(like_records(store, "alice", posts["cooking"][:6]))  # at the default rate, 0.2
 
     after_similarity = float(interests.get("alice") @ cooking_centroid)
@@ -355,7 +357,7 @@ def test_down_redis_is_backend_unavailable() -> None:
         down.update_from_like("alice", unit(1.0))
 
 
-def test_worker_loops_over_redis_streams(
+def test_embedding_and_interest_loops_over_redis_streams(
     embedder: Embedder, client: redis.Redis, interests: InterestVectors, store: SqlStore, vectors: QdrantVectors
 ) -> None:
     """Both loops of the embedding worker, in threads, fed through the real event log."""
@@ -367,9 +369,11 @@ def test_worker_loops_over_redis_streams(
     for record in like_records(store, "alice", cooking[:2]):
         events.publish(TOPIC_ENGAGEMENTS, record.key, record.value)
     embedded: list[str] = []
-    loops = worker_loops(
-        events, embedder, vectors, interests, store,
-        on_embedded=lambda batch: embedded.extend(event.post_id for event, _ in batch),
+    loops = (
+        ConsumerLoop(events, TOPIC_NEW_POSTS, "embedding", "embedding-0", EmbeddingHandler(
+            embedder, vectors, on_embedded=lambda batch: embedded.extend(event.post_id for event, _ in batch)
+        )),
+        ConsumerLoop(events, TOPIC_ENGAGEMENTS, "interests", "interests-0", InterestHandler(interests, vectors, store, embedder)),
     )  # fmt: skip
     stop = threading.Event()
     threads = [threading.Thread(target=loop.run, args=(stop,), daemon=True) for loop in loops]

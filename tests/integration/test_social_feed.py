@@ -15,11 +15,11 @@ import pytest
 
 from labcore.bootstrap import Stack, build_stack, redis_client
 from labcore.domain import TOPIC_NEW_POSTS
-from labcore.fanout import FanoutHandler
-from labcore.feed import FeedPipeline
-from labcore.outbox import OutboxRelay
+from labcore.feed.pipeline import FeedPipeline
 from labcore.settings import Settings
-from labcore.write_path import WritePath
+from labcore.workers.fanout import FanoutHandler
+from labcore.write.outbox import OutboxRelay
+from labcore.write.posts import WritePath
 
 
 class Pipeline:

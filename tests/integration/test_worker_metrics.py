@@ -16,10 +16,10 @@ import httpx
 
 from labcore.adapters.redis.server import EmbeddedRedis, free_port
 from labcore.bootstrap import build_stack
-from labcore.outbox import OutboxRelay
 from labcore.settings import Settings
 from labcore.widgets.observability import metric_value, parse_metrics
-from labcore.write_path import WritePath
+from labcore.write.outbox import OutboxRelay
+from labcore.write.posts import WritePath
 
 
 def scrape_until(url: str, ready, timeout: float = 30.0) -> str:  # noqa: ANN001

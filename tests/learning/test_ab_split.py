@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from labcore.ab_split import AbSplit, bucket
+from labcore.ranking.ab_split import AbSplit, bucket
 
 USERS = [f"user-{i}" for i in range(2000)]
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from labcore.learning.evaluation import engagement_by_arm, metric_table, ndcg_at_k
+from labcore.ranking.learned.evaluation import engagement_by_arm, metric_table, ndcg_at_k
 
 
 def test_ndcg_is_one_for_the_ideal_order_and_less_otherwise() -> None:

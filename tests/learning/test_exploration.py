@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from labcore.exploration import exploration_rng, explore
-from labcore.feed import Journey
+from labcore.feed.journey import Journey
+from labcore.feed.stage4_rerank import exploration_rng, explore
 
 
 def journeys(n: int) -> list[Journey]:

@@ -8,15 +8,16 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from labcore.feature_history import FeatureHistory, changed_rows
-from labcore.features import USER_STATS_SCHEMA, UserStats, _table
+from labcore.features.base import UserStats
+from labcore.features.history import FeatureHistory, changed_rows
+from labcore.features.writer import USER_STATS_SCHEMA, arrow_table
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def users(at: datetime, **followers: int) -> pa.Table:
     rows = [UserStats(name, count, 0, 0, 0.0) for name, count in followers.items()]
-    return _table(rows, USER_STATS_SCHEMA, at)
+    return arrow_table(rows, USER_STATS_SCHEMA, at)
 
 
 def test_fold_keeps_changes_only(tmp_path: Path) -> None:

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from labcore.ab_split import AbSplit
-from labcore.client import LabClient, connect
 from labcore.errors import LabError
-from labcore.learning.loop import LoopConfig, LoopReport, registry, run_loop, serving
+from labcore.lab.client import LabClient, connect
+from labcore.lab.learning_loop import LoopConfig, LoopReport, registry, run_loop, serving
+from labcore.ranking.ab_split import AbSplit
 from labcore.settings import Settings
 from tests.conftest import RunningStack
 

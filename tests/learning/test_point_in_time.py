@@ -16,11 +16,15 @@ import redis
 from labcore.adapters.redis.server import EmbeddedRedis
 from labcore.adapters.sql.store import SqlStore
 from labcore.domain import Post, utcnow
-from labcore.feature_history import FeatureHistory
-from labcore.feature_repo import feast_dir, offline_data_dir, open_store, open_training_store
-from labcore.features import FeatureRefresh, FeatureWriter, RedisFeatureCache, affinity_score, materialize
-from labcore.learning.dataset import training_rows
+from labcore.features.base import affinity_score
+from labcore.features.batch import materialize
+from labcore.features.cache import RedisFeatureCache
+from labcore.features.history import FeatureHistory
+from labcore.features.repo import feast_dir, offline_data_dir, open_store, open_training_store
+from labcore.features.writer import FeatureWriter
+from labcore.ranking.learned.dataset import training_rows
 from labcore.settings import Settings
+from labcore.workers.features import FeatureRefresh
 
 
 @dataclass

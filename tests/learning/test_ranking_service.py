@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from labcore.ab_split import AbSplit
-from labcore.learning.ranker import INPUTS, LearnedRanker
-from labcore.learning.registry import ModelRegistry
-from labcore.learning.training import estimators
-from labcore.ranking import get_model
+from labcore.ranking.ab_split import AbSplit
+from labcore.ranking.learned.ranker import INPUTS, LearnedRanker
+from labcore.ranking.learned.registry import ModelRegistry
+from labcore.ranking.learned.training import estimators
+from labcore.ranking.models import get_model
 from services.ranking.app import create_app
 
 NOW = 1_760_000_000.0

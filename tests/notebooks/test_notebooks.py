@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from labcore.notebook_check import course
+from labcore.lab.notebook_check import course
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = course(ROOT / "notebooks")
@@ -34,7 +34,7 @@ def test_notebook_is_stripped_and_parametrized(notebook: Path) -> None:
 
 def test_feedlab_check_runs_the_whole_course(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "labcore.cli", "check", "--out", str(tmp_path)],
+        [sys.executable, "-m", "labcore.lab.cli", "check", "--out", str(tmp_path)],
         cwd=ROOT, capture_output=True, text=True, timeout=1800,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
@@ -52,7 +52,7 @@ def test_feedlab_check_names_the_notebook_and_cell_that_broke(tmp_path: Path) ->
     ]
     nbformat.write(nb, broken / "00_broken.ipynb")
     result = subprocess.run(
-        [sys.executable, "-m", "labcore.cli", "check", "--notebooks", str(broken), "--out", str(tmp_path / "out")],
+        [sys.executable, "-m", "labcore.lab.cli", "check", "--notebooks", str(broken), "--out", str(tmp_path / "out")],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == 1

@@ -18,9 +18,9 @@ from fastapi.testclient import TestClient
 
 from labcore.adapters.redis.server import EmbeddedRedis, free_port
 from labcore.bootstrap import Stack, build_stack
+from labcore.observability.tracing import setup_tracing
 from labcore.settings import Settings
-from labcore.tracing import setup_tracing
-from labcore.write_path import WritePath
+from labcore.write.posts import WritePath
 from services.api.app import create_app
 
 MEDIA_MAX_BYTES = 16 * 1024

@@ -13,9 +13,10 @@ from urllib.parse import quote
 import pytest
 
 from labcore.adapters.impressions.duckdb import DuckdbImpressions
+from labcore.adapters.impressions.query import seen_query
 from labcore.adapters.sql.store import SqlStore
+from labcore.domain import ImpressionLogged
 from labcore.errors import NotFound
-from labcore.impressions import ImpressionLogged, seen_query
 from tests.security.conftest import Api
 
 EVIL = {

@@ -9,8 +9,8 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from labcore.adapters.media.signing import UrlSigner
 from labcore.errors import InvalidInput
-from labcore.media_signing import UrlSigner
 from tests.security.conftest import MEDIA_MAX_BYTES, Api
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4

@@ -9,10 +9,10 @@ import pytest
 
 from labcore.adapters.events.base import EventLog, Subscription
 from labcore.adapters.impressions.duckdb import DuckdbImpressions
-from labcore.domain import TOPIC_IMPRESSIONS, Record
+from labcore.domain import TOPIC_IMPRESSIONS, ImpressionLogged, Record
 from labcore.errors import BackendUnavailable, InvalidInput
-from labcore.impression_worker import MAX_IMPRESSIONS_PER_REQUEST, ImpressionHandler, record_impressions
-from labcore.impressions import ImpressionLogged
+from labcore.workers.impressions import ImpressionHandler
+from labcore.write.impressions import MAX_IMPRESSIONS_PER_REQUEST, record_impressions
 
 NOW = 1_700_000_000.1234
 

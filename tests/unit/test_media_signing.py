@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from labcore.adapters.media.signing import UrlSigner
 from labcore.errors import Forbidden
-from labcore.media_signing import UrlSigner
 
 KEY = "posts/abc.png"
 EXPIRES = 2_000_000_000

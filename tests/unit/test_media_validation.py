@@ -7,7 +7,7 @@ import base64
 import pytest
 
 from labcore.errors import InvalidInput, TooLarge
-from labcore.media_validation import decode_media
+from labcore.write.media import decode_media
 
 # Minimal headers: just enough bytes for the magic-number sniff, padded to look like a file.
 PAD = bytes(range(256)) * 2

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from labcore import metrics
+from labcore.observability import metrics
 
 MONITORING = Path(__file__).resolve().parents[2] / "compose" / "monitoring"
 DASHBOARDS = sorted((MONITORING / "grafana" / "dashboards").glob("*.json"))

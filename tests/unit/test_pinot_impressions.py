@@ -17,9 +17,9 @@ import httpx
 import pytest
 
 from labcore.adapters.impressions.pinot import PinotImpressions
-from labcore.domain import TOPIC_IMPRESSIONS
+from labcore.adapters.impressions.query import SEEN_LIMIT, SEEN_SQL, seen_query, to_pyformat
+from labcore.domain import TOPIC_IMPRESSIONS, ImpressionLogged
 from labcore.errors import BackendUnavailable
-from labcore.impressions import SEEN_LIMIT, SEEN_SQL, ImpressionLogged, seen_query, to_pyformat
 
 PINOT_DIR = Path(__file__).resolve().parents[2] / "compose" / "pinot"
 
@@ -197,7 +197,7 @@ def test_schema_fields_are_exactly_the_events_fields() -> None:
     assert sorted(spec["name"] for spec in specs) == sorted(f.name for f in fields(ImpressionLogged))
     assert schema["schemaName"] == "impressions"
     (time_spec,) = schema["dateTimeFieldSpecs"]
-    # Whole epoch seconds: what the floored bound in labcore.impressions assumes.
+    # Whole epoch seconds: what the floored bound in labcore.adapters.impressions.query assumes.
     assert time_spec["name"] == "seen_at"
     assert (time_spec["dataType"], time_spec["format"]) == ("LONG", "1:SECONDS:EPOCH")
 

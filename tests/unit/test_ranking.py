@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from labcore.ranking import WEIGHTS, Candidate, formula_terms, formula_v1, get_model, jitter, recency
+from labcore.ranking.formula import WEIGHTS, Candidate, formula_terms, formula_v1, jitter, recency
+from labcore.ranking.models import get_model
 from services.ranking.app import create_app
 
 NOW = 1_800_000_000.0

@@ -1,4 +1,4 @@
-"""Spans, their in-memory buffer and trace context across the event log (labcore.tracing)."""
+"""Spans, their in-memory buffer and trace context across the event log (labcore.observability.tracing)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from labcore import tracing
 from labcore.domain import WRITTEN_AT, Record
+from labcore.observability import tracing
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from labcore.widgets.fanout import (
     curve_thresholds,
     describe_threshold,
     fanout_cost,
-    fanout_scatter,
     mailbox_frame,
     mailbox_size_histogram,
     threshold_curve,

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from labcore.impressions import ImpressionLogged, seen_query, to_pyformat
+from labcore.adapters.impressions.query import seen_query, to_pyformat
+from labcore.domain import ImpressionLogged
 from labcore.widgets import impressions
 
 NOW = 1_750_000_000.25

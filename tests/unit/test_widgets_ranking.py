@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from labcore.ranking import WEIGHTS, Candidate, formula_v1
+from labcore.ranking.formula import WEIGHTS, Candidate, formula_v1
 from labcore.widgets.ranking import (
     TERMS,
     RankingExplorer,

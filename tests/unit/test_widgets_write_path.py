@@ -9,7 +9,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from labcore.media_validation import decode_media
 from labcore.widgets.write_path import (
     find_event,
     find_outbox_row,
@@ -21,7 +20,8 @@ from labcore.widgets.write_path import (
     unique_name,
     wait_until,
 )
-from labcore.write_path import USERNAME
+from labcore.write.media import decode_media
+from labcore.write.posts import USERNAME
 
 LOCAL_URL = "http://127.0.0.1:8000/media/posts/abc.png?expires=1700003600&signature=deadbeef"
 S3_URL = (

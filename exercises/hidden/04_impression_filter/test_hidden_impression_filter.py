@@ -8,7 +8,7 @@ import duckdb
 import pytest
 
 from labcore.adapters.impressions.duckdb import CREATE_TABLE
-from labcore.impressions import to_pyformat
+from labcore.adapters.impressions.query import to_pyformat
 
 
 @pytest.fixture

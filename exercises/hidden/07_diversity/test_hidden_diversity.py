@@ -6,7 +6,8 @@ import random
 
 import pytest
 
-from labcore.feed import Journey, rerank as labcore_rerank
+from labcore.feed.journey import Journey
+from labcore.feed.stage4_rerank import rerank as labcore_rerank
 
 
 def journey(post_id: str, author: str, score: float | None, source: str = "social") -> Journey:

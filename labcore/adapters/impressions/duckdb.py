@@ -23,8 +23,9 @@ from pathlib import Path
 import duckdb
 
 from labcore.adapters.impressions.base import ImpressionStore
+from labcore.adapters.impressions.query import SeenQuery, seen_query
+from labcore.domain import ImpressionLogged
 from labcore.errors import BackendUnavailable
-from labcore.impressions import ImpressionLogged, SeenQuery, seen_query
 
 CREATE_TABLE = """
 CREATE TABLE IF NOT EXISTS impressions (

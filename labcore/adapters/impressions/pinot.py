@@ -3,7 +3,7 @@
 Pinot loads the data itself: the real-time table ``impressions`` consumes the Kafka topic
 ``impressions`` (``compose/pinot/impressions_realtime_table.json``), so this adapter only asks.
 
-It runs the same SQL text as DuckDB (``labcore.impressions.seen_query``). pinotdb's paramstyle is
+It runs the same SQL text as DuckDB (``labcore.adapters.impressions.query.seen_query``). pinotdb's paramstyle is
 ``pyformat`` with a dict: it replaces ``%(name)s`` with the value quoted on the client (strings in
 single quotes, ``'`` doubled), so ``to_pyformat`` renames the ``?`` placeholders and every value is
 bound by pinotdb, never formatted into the text by us.
@@ -27,8 +27,8 @@ from pinotdb import connect
 from pinotdb import exceptions as pinot_errors
 
 from labcore.adapters.impressions.base import ImpressionStore
+from labcore.adapters.impressions.query import SeenQuery, seen_query, to_pyformat
 from labcore.errors import BackendUnavailable
-from labcore.impressions import SeenQuery, seen_query, to_pyformat
 
 UNBINDABLE = "*"  # pinotdb inlines it unquoted; see the module docstring
 

@@ -19,7 +19,7 @@ import redis
 
 from labcore.adapters.impressions.base import ImpressionStore
 from labcore.adapters.redis.mailboxes import redis_errors
-from labcore.impressions import ImpressionLogged
+from labcore.domain import ImpressionLogged
 
 
 def seen_key(user_id: str) -> str:
@@ -55,7 +55,7 @@ class RedisRecentImpressions(ImpressionStore):
     def seen_since(
         self, user_id: str, since_epoch: float, post_ids: Sequence[str] | None = None
     ) -> set[str]:
-        # Floored like the OLAP query (labcore.impressions), so every backend draws the same line.
+        # Floored like the OLAP query (labcore.adapters.impressions.query), so every backend draws the same line.
         since = math.floor(since_epoch)
         key = seen_key(user_id)
         if post_ids is None:

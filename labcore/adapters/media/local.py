@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 from labcore.adapters.media.base import MediaStore, check_key
+from labcore.adapters.media.signing import UrlSigner
 from labcore.errors import BackendUnavailable, InvalidInput, NotFound
-from labcore.media_signing import UrlSigner
 
 _SIDECAR = ".type"
 _DEFAULT_TYPE = "application/octet-stream"

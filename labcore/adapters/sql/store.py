@@ -3,7 +3,7 @@
 One adapter serves both profiles — a SQLite file (embedded) and MySQL/TiDB via pymysql (compose;
 MariaDB in CI) — because SQLAlchemy Core already speaks both. Every write that other components must
 hear about inserts its outbox row in the *same transaction*, which is what makes the write path
-lossless: the relay (``labcore.outbox``) publishes committed rows, and only committed rows.
+lossless: the relay (``labcore.write.outbox``) publishes committed rows, and only committed rows.
 """
 
 from __future__ import annotations

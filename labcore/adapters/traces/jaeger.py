@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from labcore.errors import BackendUnavailable
-from labcore.tracing import SpanRecord, summarize
+from labcore.observability.tracing import SpanRecord, summarize
 
 
 def span_records(trace: Mapping[str, Any]) -> list[SpanRecord]:

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from labcore.feed import FeedResult
+from labcore.feed.pipeline import FeedResult
 from services.api.deps import PipelineDep
 from services.api.schemas import FeedExplain, FeedItemPublic, FeedPublic, JourneyPublic
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from labcore.impression_worker import record_impressions
+from labcore.write.impressions import record_impressions
 from services.api.deps import StackDep
 from services.api.schemas import ImpressionsCreate, ImpressionsRecorded
 

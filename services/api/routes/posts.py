@@ -4,7 +4,7 @@ from fastapi import APIRouter, Response, status
 
 from labcore.domain import Post
 from labcore.errors import InvalidInput
-from labcore.write_path import WritePath
+from labcore.write.posts import WritePath
 from services.api.deps import StackDep, WritesDep
 from services.api.schemas import LikeRequest, LikeResult, PostCreate, PostPublic
 

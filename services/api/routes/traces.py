@@ -8,7 +8,7 @@ from typing import Annotated, Any, Protocol
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 
 from labcore.adapters.traces.jaeger import JaegerTraces
-from labcore.tracing import SpanRecord, recent_spans
+from labcore.observability.tracing import SpanRecord, recent_spans
 
 router = APIRouter(prefix="/traces", tags=["observability"])
 

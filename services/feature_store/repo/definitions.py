@@ -1,7 +1,7 @@
 """The Feast repo of the Social Feed Lab: entities, sources, feature views and feature services.
 
 Plain Feast definitions — ``feast apply`` would find them the usual way — but ``feature_store.yaml``
-is not kept here: ``labcore.feature_repo.render_feature_store_yaml`` writes it at run time into
+is not kept here: ``labcore.features.repo.render_feature_store_yaml`` writes it at run time into
 ``$FEEDLAB_DATA_DIR/feast/`` so the registry, the parquet files and the online store (SQLite or
 Redis) follow the settings. That folder is also the *repo path* Feast resolves relative file paths
 against, which is why the file sources below say ``data/…`` and never an absolute path. Inspect a
@@ -10,12 +10,12 @@ running lab with ``feast -c .feedlab/feast feature-views list`` (or ``feature-se
 Two ways in for every view:
 
 * **batch** — a parquet snapshot of SQL (``data/<view>.parquet``, written by
-  ``labcore.features.materialize``) materialized into the online store;
+  ``labcore.features.batch.materialize``) materialized into the online store;
 * **push** — a ``PushSource`` per view, so a new post, a like or a follow reaches the online store
-  within a second (``labcore.features.FeatureWriter``) without waiting for the next batch.
+  within a second (``labcore.features.writer.FeatureWriter``) without waiting for the next batch.
 
 ``data/<view>.parquet`` is a parquet *dataset* (a folder): the batch snapshots and the pushed rows
-are kept side by side with their timestamps (``labcore.feature_history``), so
+are kept side by side with their timestamps (``labcore.features.history``), so
 ``get_historical_features`` can join training rows point-in-time.
 
 Why two feature services, not one

@@ -1,0 +1,1 @@
+"""Where time goes: ``tracing`` (OpenTelemetry spans across both paths) and ``metrics`` (Prometheus)."""

@@ -1,0 +1,166 @@
+"""The write path: users, follows, posts and likes.
+
+Each write validates its input, commits the row together with its outbox event in one transaction,
+then nudges the outbox relay (``on_commit``) so the event reaches the log within milliseconds.
+Media bytes go to the object store *before* the row is committed: a post row never points at media
+that is not there (an orphaned object after a failed commit is harmless and can be swept).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+
+from opentelemetry import trace
+
+from labcore.adapters.sql.store import OutboxEntry
+from labcore.bootstrap import Stack
+from labcore.domain import WRITTEN_AT, Post, PostCreated, PostLiked, User, to_epoch, utcnow
+from labcore.errors import InvalidInput, LabError
+from labcore.observability import metrics, tracing
+from labcore.workers.fanout import delivery_for
+from labcore.write.media import decode_media
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
+
+USERNAME = re.compile(r"^[A-Za-z0-9_.]{1,64}$")
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class WritePath:
+    def __init__(self, stack: Stack, on_commit: Callable[[], None] | None = None) -> None:
+        self.stack = stack
+        self.on_commit = on_commit or (lambda: None)
+
+    # --- users -----------------------------------------------------------------------------------
+    def create_user(self, username: str, display_name: str, *, user_id: str | None = None) -> User:
+        if not USERNAME.fullmatch(username):
+            raise InvalidInput("username must be 1-64 letters, digits, '_' or '.'")
+        display_name = display_name.strip()
+        if not display_name or len(display_name) > 128:
+            raise InvalidInput("display_name must be 1-128 characters")
+        return self.stack.store.create_user(user_id or new_id(), username, display_name)
+
+    def follow(self, follower_id: str, followee_id: str) -> bool:
+        """Follow; False when already following (idempotent). The follower's mailbox is rebuilt."""
+        created = self.stack.store.follow(follower_id, followee_id)
+        if created:
+            self._forget_mailbox(follower_id)
+        return created
+
+    def unfollow(self, follower_id: str, followee_id: str) -> bool:
+        removed = self.stack.store.unfollow(follower_id, followee_id)
+        if removed:
+            self._forget_mailbox(follower_id)
+        return removed
+
+    def _forget_mailbox(self, user_id: str) -> None:
+        # The next feed read rebuilds it from the follow graph: the new followee's recent posts
+        # appear, an unfollowed author's disappear. If Redis is down the stale mailbox is
+        # corrected when it expires; the follow itself is committed either way.
+        try:
+            self.stack.mailboxes.invalidate(user_id)
+        except LabError as exc:
+            log.warning("could not invalidate mailbox of %s: %s", user_id, exc)
+
+    # --- posts -----------------------------------------------------------------------------------
+    def create_post(
+        self,
+        user_id: str,
+        content: str,
+        media_base64: str | None = None,
+        media_type: str | None = None,
+        *,
+        post_id: str | None = None,
+        created_at: datetime | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Post:
+        with tracer.start_as_current_span("create_post", attributes={"user_id": user_id}) as span:
+            post = self._create_post(user_id, content, media_base64, media_type, post_id, created_at, headers)
+            span.set_attributes({"post_id": post.id, "delivery": post.delivery, "has_media": post.media_key is not None})
+        metrics.POST_INGESTION.labels(post.delivery).inc()
+        return post
+
+    def _create_post(
+        self,
+        user_id: str,
+        content: str,
+        media_base64: str | None,
+        media_type: str | None,
+        post_id: str | None,
+        created_at: datetime | None,
+        headers: dict[str, str] | None,
+    ) -> Post:
+        settings = self.stack.settings
+        content = content.strip()
+        if not content:
+            raise InvalidInput("content must not be empty")
+        if len(content) > settings.content_max_chars:
+            raise InvalidInput(f"content is longer than {settings.content_max_chars} characters")
+        if (media_base64 is None) != (media_type is None):
+            raise InvalidInput("media_base64 and media_type go together")
+
+        author = self.stack.store.get_user(user_id)  # NotFound for an unknown author
+        post_id = post_id or new_id()
+        media_key = stored_type = None
+        if media_base64 is not None:
+            media = decode_media(media_base64, media_type or "", settings.media_max_bytes)
+            media_key = f"posts/{post_id}.{media.extension}"
+            with tracer.start_as_current_span("media.put", attributes={"bytes": len(media.data)}):
+                self.stack.media.put(media_key, media.data, media.content_type)
+            stored_type = media.content_type
+
+        post = Post(
+            id=post_id,
+            author_id=author.id,
+            content=content,
+            created_at=created_at or utcnow(),
+            delivery=delivery_for(author.follower_count, settings.celebrity_threshold),  # type: ignore[arg-type]
+            media_key=media_key,
+            media_type=stored_type,
+        )
+        event = PostCreated(
+            post_id=post.id,
+            author_id=post.author_id,
+            content=post.content,
+            created_at=to_epoch(post.created_at),
+            delivery=post.delivery,
+            has_media=media_key is not None,
+        )
+        outbox = _outbox(event, headers)  # carries create_post's context, so the workers nest under it
+        with tracer.start_as_current_span("sql.add_post"):
+            self.stack.store.add_post(post, [outbox])
+        self.on_commit()
+        return post
+
+    def like(self, user_id: str, post_id: str, *, headers: dict[str, str] | None = None) -> bool:
+        """Like; False when already liked (idempotent, no second event)."""
+        with tracer.start_as_current_span("like", attributes={"user_id": user_id, "post_id": post_id}):
+            return self._like(user_id, post_id, headers)
+
+    def _like(self, user_id: str, post_id: str, headers: dict[str, str] | None) -> bool:
+        post = self.stack.store.get_post(post_id)
+        event = PostLiked(user_id=user_id, post_id=post.id, author_id=post.author_id, liked_at=to_epoch(utcnow()))
+        created = self.stack.store.like(user_id, post_id, [_outbox(event, headers)])
+        if created:
+            self.on_commit()
+        return created
+
+    def media_url(self, post: Post) -> str | None:
+        if not post.media_key:
+            return None
+        return self.stack.media.url(post.media_key, self.stack.settings.media_url_ttl_seconds)
+
+
+def _outbox(event: PostCreated | PostLiked, headers: dict[str, str] | None) -> OutboxEntry:
+    """The event's outbox row; its headers carry the current trace context and the write time."""
+    headers = tracing.inject(headers) | {WRITTEN_AT: f"{time.time():.6f}"}
+    return OutboxEntry(topic=event.topic, key=event.key, payload=event.to_dict(), headers=headers)
