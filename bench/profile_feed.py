@@ -218,7 +218,7 @@ def alternatives(runtime: Any, pipeline: Any, users: list[str], n: int) -> str:
         keys = [(j.post_id, j.author_id) for j in survivors]
         ids = [p for p, _ in keys]
         every = [j.post_id for j in result.journeys]
-        interest = pipeline.interest(user)
+        interest = stack.interests.for_user(user, stack.store, stack.vectors)
         if interest is not None:
             timed("1 discovery: Qdrant local search with must_not author filter (current)",
                   lambda: stack.vectors.search(interest, k, exclude_author_ids={user}))

@@ -15,7 +15,7 @@ import pytest
 
 from labcore.bootstrap import Stack, build_stack, redis_client
 from labcore.domain import TOPIC_NEW_POSTS
-from labcore.feed.pipeline import FeedPipeline
+from labcore.feed import stage1_retrieval
 from labcore.settings import Settings
 from labcore.workers.fanout import FanoutHandler
 from labcore.write.outbox import OutboxRelay
@@ -60,7 +60,7 @@ class Social:
 
 def social(lab: Pipeline, user_id: str) -> Social:
     fallbacks: list[str] = []
-    journeys = FeedPipeline(lab.stack).social(user_id, fallbacks)
+    journeys = stage1_retrieval.social(lab.stack, user_id, fallbacks)
     return Social([j.post_id for j in journeys], [j.source for j in journeys], fallbacks)
 
 
