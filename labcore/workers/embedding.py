@@ -3,6 +3,12 @@
 ``EmbeddingHandler`` embeds a micro-batch of posts in *one* model call and upserts the vectors.
 Batching is the point — on a CPU the model embeds several times more posts per second at batch 128
 than one at a time. Upserting by post id makes a replayed batch a no-op.
+
+Every post is encoded once. A like can overtake its post's embedding (the ``interests`` group reads
+another topic), and the interest worker then encodes the post itself and *stores* the vector
+(``workers.interests``); this handler asks the store first and reuses what is there, so neither the
+model's time nor its result is thrown away. (Two workers racing on the same post in the same instant
+can still both encode it: harmless, and rare.)
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ class EmbeddingHandler:
         self.on_embedded = on_embedded
         self.posts = 0
         self.batches = 0
+        self.reused = 0  # posts whose vector was already stored (by the interest worker)
 
     def __call__(self, records: Sequence[Record]) -> None:
         # A replay can repeat a post within one batch; embed each post once.
@@ -43,17 +50,21 @@ class EmbeddingHandler:
         if not events:
             return
         with tracing.continue_each(tracer, "embedding.embed_post", records):
-            matrix = self.embedder.encode([e.content for e in events])
-            self.vectors.upsert(
-                [VectorItem(e.post_id, matrix[i], e.author_id, e.created_at) for i, e in enumerate(events)]
-            )
+            stored = self.vectors.vectors([e.post_id for e in events])  # embedded already (a like got there first)
+            todo = [e for e in events if e.post_id not in stored]
+            if todo:
+                matrix = self.embedder.encode([e.content for e in todo])
+                fresh = {e.post_id: matrix[i] for i, e in enumerate(todo)}
+                self.vectors.upsert([VectorItem(e.post_id, fresh[e.post_id], e.author_id, e.created_at) for e in todo])
+                stored.update(fresh)
         done = time.time()
-        metrics.EMBEDDINGS.inc(len(events))
+        metrics.EMBEDDINGS.inc(len(todo))
+        self.reused += len(events) - len(todo)
         for record in records:
             if record.written_at is not None:
                 metrics.EMBEDDING_LAG.observe(max(0.0, done - record.written_at))
         if self.on_embedded is not None:
             with tracing.continue_each(tracer, "features.refresh_posts", records):
-                self.on_embedded([(e, matrix[i]) for i, e in enumerate(events)])
+                self.on_embedded([(e, stored[e.post_id]) for e in events])
         self.posts += len(events)
         self.batches += 1

@@ -12,11 +12,11 @@ import numpy as np
 from opentelemetry import trace
 
 from labcore.adapters.sql.store import SqlStore
-from labcore.adapters.vectors.base import VectorStore
-from labcore.domain import PostLiked, Record
+from labcore.adapters.vectors.base import VectorItem, VectorStore
+from labcore.domain import PostLiked, Record, to_epoch
 from labcore.embeddings import Embedder
 from labcore.interests import InterestVectors
-from labcore.observability import tracing
+from labcore.observability import metrics, tracing
 
 tracer = trace.get_tracer(__name__)
 
@@ -26,8 +26,9 @@ class InterestHandler:
 
     The post vectors of the whole batch come from the vector store in one call. A like can overtake
     its post's embedding (the two topics are consumed by different groups): with an ``embedder``
-    the handler embeds such posts from their SQL content — the same model gives the same vector the
-    embedding worker will store — otherwise the like is skipped and counted in ``skipped``.
+    the handler embeds such posts from their SQL content and stores the vectors, so the embedding
+    worker reuses them instead of encoding the post a second time (every post is encoded once);
+    without one the like is skipped and counted in ``skipped``.
     """
 
     def __init__(
@@ -44,6 +45,7 @@ class InterestHandler:
         self.likes = 0
         self.cold_starts = 0
         self.skipped = 0
+        self.embedded = 0  # posts this handler encoded (and stored) because a like overtook them
 
     def __call__(self, records: Sequence[Record]) -> None:
         with tracing.continue_each(tracer, "interests.update_from_likes", records):
@@ -67,9 +69,17 @@ class InterestHandler:
             self.likes += 1
 
     def _embed_missing(self, post_ids: list[str]) -> dict[str, np.ndarray]:
+        """Encode the posts no worker has embedded yet, and store them for the embedding worker."""
         if not post_ids or self.embedder is None:
             return {}
         posts = self.store.get_posts(post_ids)
         ids = list(posts)
+        if not ids:
+            return {}
         matrix = self.embedder.encode([posts[p].content for p in ids])
+        self.vectors.upsert(
+            [VectorItem(p, matrix[i], posts[p].author_id, to_epoch(posts[p].created_at)) for i, p in enumerate(ids)]
+        )
+        self.embedded += len(ids)
+        metrics.EMBEDDINGS.inc(len(ids))
         return {p: matrix[i] for i, p in enumerate(ids)}

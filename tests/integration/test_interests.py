@@ -310,6 +310,23 @@ def test_like_that_overtakes_its_embedding(interests: InterestVectors, store: Sq
     assert with_model.skipped == 0 and model.calls == 1
 
 
+def test_a_post_is_encoded_once_when_a_like_overtakes_it(
+    interests: InterestVectors, store: SqlStore, vectors: QdrantVectors
+) -> None:
+    """The interest worker stores what it encodes; the embedding worker reuses it, the model runs once."""
+    add_users(store, "alice", "bob")
+    post = add_post(store, "bob", "brand new post")
+    model = TableEmbedder({"brand new post": unit(0.0, 1.0)})
+    InterestHandler(interests, vectors, store, embedder=model)(like_records(store, "alice", [post]))  # type: ignore[arg-type]
+    assert model.calls == 1 and set(vectors.vectors([post.id])) == {post.id}
+
+    hooked: list[str] = []
+    embedding = EmbeddingHandler(model, vectors, on_embedded=lambda batch: hooked.extend(e.post_id for e, _ in batch))  # type: ignore[arg-type]
+    embedding(post_records([post]))
+    assert model.calls == 1, "the embedding worker encoded a post whose vector was already stored"
+    assert (embedding.posts, embedding.reused, hooked) == (1, 1, [post.id])  # features still refreshed
+
+
 def test_liking_a_topic_moves_discovery_toward_it(
     embedder: Embedder, interests: InterestVectors, store: SqlStore, vectors: QdrantVectors
 ) -> None:
