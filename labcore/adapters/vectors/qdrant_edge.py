@@ -227,13 +227,10 @@ class QdrantEdgeVectors(VectorStore):
         """
         start = time.perf_counter()
         changed = self._call(lambda s: s.optimize())
-        self.indexer.last_seconds = time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        self.indexer.timings.append(seconds)
         if changed:
-            log.info(
-                "qdrant-edge: optimize() indexed %s in %.1fs",
-                self.index_status(),
-                self.indexer.last_seconds,
-            )
+            log.info("qdrant-edge: optimize() took %.1fs: %s", seconds, self.index_status())
         return changed
 
     def index_status(self) -> dict[str, int]:
@@ -260,7 +257,7 @@ class _Indexer:
         self._optimize = optimize
         self.after = after
         self.runs = 0
-        self.last_seconds: float | None = None
+        self.timings: list[float] = []  # seconds of every optimize() of the store, background or not
         self._pending = 0
         self._requested = False
         self._running = False
