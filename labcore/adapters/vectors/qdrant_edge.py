@@ -69,7 +69,6 @@ class QdrantEdgeVectors(VectorStore):
         self.path = Path(path)
         self.hnsw_ef = hnsw_ef
         self.optimize_after = optimize_after
-        self._params = edge.SearchParams(hnsw_ef=hnsw_ef) if hnsw_ef else None
         config = edge.EdgeConfig(
             vectors=edge.EdgeVectorParams(size=DIM, distance=edge.Distance.Cosine),
             optimizers=edge.EdgeOptimizersConfig(indexing_threshold=indexing_threshold_kb(optimize_after)),
@@ -95,6 +94,16 @@ class QdrantEdgeVectors(VectorStore):
         status = self.index_status()
         if status["points"] - status["indexed"] >= optimize_after:
             self.indexer.request()  # a catch-up that was cut short: index what it left
+
+    @property
+    def hnsw_ef(self) -> int | None:
+        return self._hnsw_ef
+
+    @hnsw_ef.setter
+    def hnsw_ef(self, value: int | None) -> None:
+        """Settable, so the benchmark can sweep it on one open shard."""
+        self._hnsw_ef = value
+        self._params = edge.SearchParams(hnsw_ef=value) if value else None
 
     # --- plumbing --------------------------------------------------------------------------------
     @contextmanager
