@@ -4,7 +4,7 @@
     python -m bench.profile_feed --size tiny --requests 50 --top 8
 
 Builds the whole embedded runtime *in this process* (``labcore.lab.runtime.Runtime``: redis-server child,
-SQLite, Qdrant local mode, DuckDB, Feast's feature server and the ranking service in threads, the
+SQLite, Qdrant Edge, DuckDB, Feast's feature server and the ranking service in threads, the
 workers), seeds the world, waits for the pipeline to catch up (same check as ``bench.feed_latency``),
 then calls ``FeedPipeline.run`` — the code behind ``GET /feed/`` — directly, twice over:
 

@@ -7,7 +7,7 @@ are chosen by short names from settings and imported lazily, so ``import labcore
 minio or pinot to be installed or reachable.
 
 Cheap clients (SQL, Redis, the event log, media) are built at once. The read path's components are
-built on first use: in the embedded profile the vector store (Qdrant local mode) and the OLAP store
+built on first use: in the embedded profile the vector store (Qdrant Edge) and the OLAP store
 (DuckDB) are files one process owns — the runtime — so a ``feedlab seed`` process that only writes
 must never open them. Touching ``stack.vectors`` in such a process is what would fail, loudly.
 """
@@ -91,13 +91,20 @@ class Stack:
     # --- the read path, built on first use -------------------------------------------------------
     @cached_property
     def vectors(self) -> VectorStore:
-        from labcore.adapters.vectors.qdrant import QdrantVectors
-
         settings = self.settings
+        vectors: VectorStore
         if settings.resolved_vector_url():
+            from labcore.adapters.vectors.qdrant import QdrantVectors
+
             vectors = QdrantVectors.server(settings.resolved_vector_url(), settings.vector_collection)
         else:
-            vectors = QdrantVectors.local(settings.data_dir / "qdrant", settings.vector_collection)
+            from labcore.adapters.vectors.qdrant_edge import QdrantEdgeVectors
+
+            vectors = QdrantEdgeVectors(
+                settings.data_dir / "qdrant-edge" / settings.vector_collection,
+                hnsw_ef=settings.vector_hnsw_ef,
+                optimize_after=settings.vector_optimize_after,
+            )
         vectors.ensure_collection()
         return vectors
 

@@ -3,8 +3,8 @@
 Texts are real post texts from the deterministic world generator. The baseline is
 sentence-transformers' ``encode`` on the same texts at batch sizes 1, 32, 64, 128 and 256; the best
 one is the limit. The worker is ``EmbeddingHandler`` (the embedding worker's batch handler) fed real
-``PostCreated`` records ``settings.embedding_batch_size`` at a time, upserting into Qdrant local mode
-through ``QdrantVectors`` (as in the embedded runtime). The runtime's freshness hook (the feature
+``PostCreated`` records ``settings.embedding_batch_size`` at a time, upserting into Qdrant Edge
+through ``QdrantEdgeVectors`` (as in the embedded runtime). The runtime's freshness hook (the feature
 refresh after each batch) is a separate worker's cost and is not included here.
 """
 
@@ -55,7 +55,7 @@ def post_texts(n: int, seed: int = 42) -> list[str]:
 def run(
     *, texts: int = 1024, batch1_texts: int = 256, quick: bool = False, say: Callable[[str], None] = print
 ) -> CaseResult:
-    from labcore.adapters.vectors.qdrant import QdrantVectors
+    from labcore.adapters.vectors.qdrant_edge import QdrantEdgeVectors
     from labcore.domain import PostCreated, Record
     from labcore.embeddings import Embedder
     from labcore.settings import Settings
@@ -85,7 +85,7 @@ def run(
     best = max(BATCH_SIZES, key=lambda b: sweep[str(b)])
 
     with tempfile.TemporaryDirectory(prefix="feedlab-bench-embed-") as tmp:
-        vectors = QdrantVectors.local(Path(tmp) / "qdrant")
+        vectors = QdrantEdgeVectors(Path(tmp) / "qdrant-edge")
         vectors.ensure_collection()
         timed_embedder, timed_vectors = _Timed(embedder, "encode"), _Timed(vectors, "upsert")
         handler = EmbeddingHandler(timed_embedder, timed_vectors)  # type: ignore[arg-type]
@@ -140,14 +140,14 @@ def run(
         " picks the best batch size; the limit is then measured interleaved with the worker, batch by batch"
         " on the same texts (alternating which goes first), so both see the same load.",
         "Worker: EmbeddingHandler with real records, batches of settings.embedding_batch_size (one model call"
-        " each, settings.embedding_forward_batch_size texts per forward pass), upserts into Qdrant local mode;"
+        " each, settings.embedding_forward_batch_size texts per forward pass), upserts into Qdrant Edge;"
         " the runtime's feature-refresh hook is not part of this case.",
     ]
     result.judge()
     if result.met is False:
         result.notes.append(
             f"Missed, measured: of {worker_seconds:.2f} s in the worker, encode took {timed_embedder.seconds:.2f} s"
-            f" and the Qdrant local-mode upsert {timed_vectors.seconds:.2f} s."
+            f" and the Qdrant Edge upsert {timed_vectors.seconds:.2f} s."
         )
     result.seconds = time.perf_counter() - started
     return result

@@ -1,7 +1,7 @@
 """Taking an in-process backend down on purpose, to watch the feed degrade (and recover).
 
 Servers are stopped for real (the runtime stops redis-server, the ranking service, Feast's feature
-server). Qdrant local mode and DuckDB are libraries inside the runtime process, with no server to
+server). Qdrant Edge and DuckDB are libraries inside the runtime process, with no server to
 stop, so the runtime puts them behind a ``Gate``: while it is closed every call raises
 ``BackendUnavailable`` — exactly what the adapter raises when its engine is unreachable — and the
 feed takes its named fallback. Opening the gate restores the adapter untouched.

@@ -38,7 +38,7 @@ def test_fanout_quick_delivers_to_every_follower_and_reports_a_ratio() -> None:
 
 def test_recall_quick_is_a_fraction() -> None:
     result = recall.run(quick=True, say=quiet)
-    assert result.figures["k"] == 10 and result.figures["vectors"] == 500
+    assert result.figures["k"] == 10 and result.figures["vectors"] == 150  # the tiny world's posts
     assert 0.0 <= result.figures["recall_mean"] <= 1.0 and result.ratio == result.figures["recall_mean"]
 
 

@@ -26,7 +26,7 @@ from fastapi.testclient import TestClient
 from labcore import extensions
 from labcore.adapters.redis.server import EmbeddedRedis
 from labcore.adapters.vectors.base import VectorItem
-from labcore.adapters.vectors.qdrant import QdrantVectors
+from labcore.adapters.vectors.qdrant_edge import QdrantEdgeVectors
 from labcore.bootstrap import Stack, build_stack
 from labcore.domain import TOPIC_NEW_POSTS, ImpressionLogged, to_epoch
 from labcore.errors import BackendUnavailable, InvalidInput
@@ -187,7 +187,7 @@ def build_world(data_dir: Path, redis_url: str, extension_settings: dict[str, st
     with redis.Redis.from_url(redis_url) as client:
         client.flushdb()
     settings = Settings(data_dir=data_dir, redis_url=redis_url, celebrity_threshold=2, **extension_settings)
-    vectors = QdrantVectors.local(data_dir / "qdrant", "posts")
+    vectors = QdrantEdgeVectors(data_dir / "qdrant-edge")
     vectors.ensure_collection()
     stack = build_stack(settings, vectors=vectors, features=StoppedFeatureServer(), ranker=InProcessRanker())
     try:

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from labcore.adapters.vectors.qdrant import QdrantVectors
+from labcore.adapters.vectors.qdrant_edge import QdrantEdgeVectors
 
 
 @pytest.fixture
-def vectors(tmp_path: Path) -> Iterator[QdrantVectors]:
-    """A real vector store: Qdrant local mode in a temp folder, collection ``posts``."""
-    store = QdrantVectors.local(tmp_path / "qdrant", "posts")
+def vectors(tmp_path: Path) -> Iterator[QdrantEdgeVectors]:
+    """A real vector store: a Qdrant Edge shard in a temp folder (the embedded profile's)."""
+    store = QdrantEdgeVectors(tmp_path / "qdrant-edge")
     store.ensure_collection()
     yield store
     store.close()

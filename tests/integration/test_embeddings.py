@@ -1,5 +1,5 @@
 """The real embedding model (all-MiniLM-L6-v2, loaded offline from its package) and the embedding
-worker's handler writing into a local Qdrant. The model loads once for the module (~5 s)."""
+worker's handler writing into a Qdrant Edge shard. The model loads once for the module (~5 s)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from labcore.adapters.vectors.qdrant import QdrantVectors
+from labcore.adapters.vectors.qdrant_edge import QdrantEdgeVectors
 from labcore.domain import TOPIC_NEW_POSTS, PostCreated, Record
 from labcore.embeddings import DIM, Embedder
 from labcore.errors import BackendUnavailable
@@ -81,7 +81,7 @@ def test_missing_model_is_backend_unavailable_not_random_vectors(tmp_path: Path)
     assert raised.value.component == "embeddings"
 
 
-def test_handler_embeds_a_batch_and_search_finds_the_topic(embedder: Embedder, vectors: QdrantVectors) -> None:
+def test_handler_embeds_a_batch_and_search_finds_the_topic(embedder: Embedder, vectors: QdrantEdgeVectors) -> None:
     records = [post_record(f"cook-{i}", "chef", text, i) for i, text in enumerate(COOKING)]
     records += [post_record(f"ball-{i}", "fan", text, 10 + i) for i, text in enumerate(FOOTBALL)]
     calls: list[list[tuple[PostCreated, np.ndarray]]] = []
@@ -101,7 +101,7 @@ def test_handler_embeds_a_batch_and_search_finds_the_topic(embedder: Embedder, v
     assert {h.author_id for h in vectors.search(query, 8, exclude_author_ids=["chef"])} == {"fan"}
 
 
-def test_handler_replay_is_idempotent(embedder: Embedder, vectors: QdrantVectors) -> None:
+def test_handler_replay_is_idempotent(embedder: Embedder, vectors: QdrantEdgeVectors) -> None:
     records = [post_record(f"cook-{i}", "chef", text, i) for i, text in enumerate(COOKING)]
     handler = EmbeddingHandler(embedder, vectors)
     handler(records)

@@ -1,4 +1,4 @@
-"""Interest vectors on both real Redis servers, with a SQLite store and a local Qdrant.
+"""Interest vectors on both real Redis servers, with a SQLite store and a Qdrant Edge shard.
 
 The EMA and cold-start rules are checked with hand-made unit vectors (exact numbers); the "likes
 move discovery toward a topic" story runs on the real model over cooking and football posts.
@@ -22,7 +22,7 @@ from labcore.adapters.events.redis_streams import RedisStreamsEventLog
 from labcore.adapters.redis.server import free_port
 from labcore.adapters.sql.store import SqlStore
 from labcore.adapters.vectors.base import VectorItem
-from labcore.adapters.vectors.qdrant import QdrantVectors
+from labcore.adapters.vectors.qdrant_edge import QdrantEdgeVectors
 from labcore.bootstrap import redis_client
 from labcore.domain import TOPIC_ENGAGEMENTS, TOPIC_NEW_POSTS, Post, PostCreated, PostLiked, Record, to_epoch, utcnow
 from labcore.embeddings import DIM, Embedder
@@ -115,7 +115,7 @@ def add_post(store: SqlStore, author: str, content: str = "a post", delivery: st
     return store.add_post(post, [])
 
 
-def embed_by_hand(vectors: QdrantVectors, post: Post, vector: np.ndarray) -> None:
+def embed_by_hand(vectors: QdrantEdgeVectors, post: Post, vector: np.ndarray) -> None:
     vectors.upsert([VectorItem(post.id, vector, post.author_id, to_epoch(post.created_at))])
 
 
@@ -190,7 +190,7 @@ def test_rate_outside_zero_one_is_rejected(client: redis.Redis) -> None:
 
 
 def test_cold_start_averages_followed_authors_posts_push_and_pull(
-    interests: InterestVectors, store: SqlStore, vectors: QdrantVectors
+    interests: InterestVectors, store: SqlStore, vectors: QdrantEdgeVectors
 ) -> None:
     add_users(store, "alice", "ann", "celeb", "stranger")
     store.follow("alice", "ann")
@@ -214,7 +214,7 @@ def test_cold_start_averages_followed_authors_posts_push_and_pull(
 
 
 def test_cold_start_without_follows_uses_the_most_liked_posts(
-    interests: InterestVectors, store: SqlStore, vectors: QdrantVectors
+    interests: InterestVectors, store: SqlStore, vectors: QdrantEdgeVectors
 ) -> None:
     add_users(store, "newbie", "ann", "bob", "fan1", "fan2", "fan3")
     hit, liked_once, unliked = add_post(store, "ann"), add_post(store, "bob"), add_post(store, "bob")
@@ -232,7 +232,7 @@ def test_cold_start_without_follows_uses_the_most_liked_posts(
 
 
 def test_follows_without_embedded_posts_fall_back_to_popular(
-    interests: InterestVectors, store: SqlStore, vectors: QdrantVectors
+    interests: InterestVectors, store: SqlStore, vectors: QdrantEdgeVectors
 ) -> None:
     add_users(store, "alice", "ann", "bob")
     store.follow("alice", "ann")
@@ -241,7 +241,7 @@ def test_follows_without_embedded_posts_fall_back_to_popular(
     np.testing.assert_allclose(interests.cold_start("alice", store, vectors), unit(0.0, 1.0), atol=1e-6)
 
 
-def test_no_posts_means_no_vector(interests: InterestVectors, store: SqlStore, vectors: QdrantVectors) -> None:
+def test_no_posts_means_no_vector(interests: InterestVectors, store: SqlStore, vectors: QdrantEdgeVectors) -> None:
     add_users(store, "alice", "ann")
     store.follow("alice", "ann")
     assert interests.cold_start("alice", store, vectors) is None
@@ -251,7 +251,7 @@ def test_no_posts_means_no_vector(interests: InterestVectors, store: SqlStore, v
     assert interests.cold_start("alice", store, vectors) is None
 
 
-def test_for_user_keeps_an_existing_vector(interests: InterestVectors, store: SqlStore, vectors: QdrantVectors) -> None:
+def test_for_user_keeps_an_existing_vector(interests: InterestVectors, store: SqlStore, vectors: QdrantEdgeVectors) -> None:
     add_users(store, "alice", "ann")
     store.follow("alice", "ann")
     embed_by_hand(vectors, add_post(store, "ann"), unit(1.0))
@@ -276,7 +276,7 @@ class TableEmbedder:
 
 
 def test_engagement_handler_cold_starts_then_applies_likes_in_order(
-    interests: InterestVectors, store: SqlStore, vectors: QdrantVectors
+    interests: InterestVectors, store: SqlStore, vectors: QdrantEdgeVectors
 ) -> None:
     add_users(store, "alice", "ann", "bob")
     store.follow("alice", "ann")
@@ -294,7 +294,7 @@ def test_engagement_handler_cold_starts_then_applies_likes_in_order(
     assert (handler.likes, handler.cold_starts, handler.skipped) == (2, 1, 0)
 
 
-def test_like_that_overtakes_its_embedding(interests: InterestVectors, store: SqlStore, vectors: QdrantVectors) -> None:
+def test_like_that_overtakes_its_embedding(interests: InterestVectors, store: SqlStore, vectors: QdrantEdgeVectors) -> None:
     add_users(store, "alice", "bob")
     post = add_post(store, "bob", "brand new post")  # liked before the embedding worker got to it
     records = like_records(store, "alice", [post])
@@ -311,7 +311,7 @@ def test_like_that_overtakes_its_embedding(interests: InterestVectors, store: Sq
 
 
 def test_a_post_is_encoded_once_when_a_like_overtakes_it(
-    interests: InterestVectors, store: SqlStore, vectors: QdrantVectors
+    interests: InterestVectors, store: SqlStore, vectors: QdrantEdgeVectors
 ) -> None:
     """The interest worker stores what it encodes; the embedding worker reuses it, the model runs once."""
     add_users(store, "alice", "bob")
@@ -328,7 +328,7 @@ def test_a_post_is_encoded_once_when_a_like_overtakes_it(
 
 
 def test_liking_a_topic_moves_discovery_toward_it(
-    embedder: Embedder, interests: InterestVectors, store: SqlStore, vectors: QdrantVectors
+    embedder: Embedder, interests: InterestVectors, store: SqlStore, vectors: QdrantEdgeVectors
 ) -> None:
     """Alice follows a football fan; liking cooking posts turns her discovery results to cooking."""
     add_users(store, "alice", "fan", "cook1", "cook2", "fan1", "fan2")
@@ -375,7 +375,7 @@ def test_down_redis_is_backend_unavailable() -> None:
 
 
 def test_embedding_and_interest_loops_over_redis_streams(
-    embedder: Embedder, client: redis.Redis, interests: InterestVectors, store: SqlStore, vectors: QdrantVectors
+    embedder: Embedder, client: redis.Redis, interests: InterestVectors, store: SqlStore, vectors: QdrantEdgeVectors
 ) -> None:
     """Both loops of the embedding worker, in threads, fed through the real event log."""
     add_users(store, "alice", "cook1")

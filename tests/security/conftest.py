@@ -1,6 +1,6 @@
 """The API built in-process (``services.api.app.create_app``) over an embedded stack of its own.
 
-A real redis-server, SQLite, Qdrant local mode, DuckDB and a media folder in a temp dir; Feast's
+A real redis-server, SQLite, Qdrant Edge, DuckDB and a media folder in a temp dir; Feast's
 server and the ranking service are not started, so feeds take their named fallbacks (a 200 all the
 same). No admin routes: nothing here can stop a service. Limits are set small so the size checks
 need small bodies.

@@ -1,4 +1,5 @@
-"""Vector stores: the port (``base``) and its Qdrant adapter (``qdrant``: local mode or a server).
+"""Vector stores: the port (``base``) and its Qdrant adapters: ``qdrant_edge`` (Qdrant's engine
+in-process, the embedded profile) and ``qdrant`` (a Qdrant server, compose).
 
 Only the port is imported here; ``labcore.bootstrap`` imports the backend it needs.
 """

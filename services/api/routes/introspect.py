@@ -1,6 +1,6 @@
 """Read-only views inside the running stack, for notebooks.
 
-Notebooks cannot open the runtime's process-owned stores (Qdrant local mode, DuckDB) themselves, and
+Notebooks cannot open the runtime's process-owned stores (Qdrant Edge, DuckDB) themselves, and
 should not need to know which event log runs, so the API shows them what is inside: mailboxes,
 outbox rows, the newest events of a topic, vectors, interest vectors and loaded impressions.
 """

@@ -1,0 +1,323 @@
+"""QdrantEdgeVectors: the vector port on Qdrant Edge — Qdrant's own engine, in-process (embedded profile).
+
+``qdrant-edge-py`` runs Qdrant's segment, HNSW, payload-index and WAL code inside this process: one
+*shard* in a folder, no server, no collections. What this adapter adds:
+
+* **One owner.** A shard opens once per process (its WAL is locked): ``create`` for a new folder,
+  ``load`` for an existing one, ``close()`` releases it. A second open raises ``BackendUnavailable``.
+* **Ids.** Points are keyed by ``point_id(post_id)`` (the UUID, or a UUIDv5 of any other id), so
+  re-upserting a post replaces its point; the payload keeps ``post_id``, ``author_id`` and
+  ``created_at``. A keyword index on ``author_id`` makes ``exclude_author_ids`` a ``must_not`` filter
+  evaluated inside the search — no over-fetching.
+* **The HNSW index when it pays.** Nothing in the engine builds it in the background: new points sit
+  in a plain segment that is searched exactly (correct, linear in its size). The engine's indexing
+  threshold is set to ``optimize_after`` points, and once that many were upserted since the last run,
+  a background thread calls ``optimize()``, which indexes them (merging segments as it sees fit).
+* **Threads.** Every call into the binding holds the GIL for its whole duration (measured: a pure
+  Python thread makes no progress during ``update``, ``query`` or ``optimize``), so calls from the
+  runtime's threads never overlap and the shard needs no lock of ours. The flip side: ``optimize()``
+  on a background thread still stalls every other Python thread of the process until it returns
+  (seconds at 20,000 points; see ``feedlab bench --case recall``). Upserts go in chunks so one big
+  batch does not stall searches for its whole length.
+
+Vendor errors (the binding raises plain ``Exception``) become ``BackendUnavailable("vectors", ...)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import qdrant_edge as edge
+
+from labcore.adapters.vectors.base import VectorHit, VectorItem, VectorStore
+from labcore.adapters.vectors.point_ids import point_id
+from labcore.embeddings import DIM
+from labcore.errors import BackendUnavailable
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Points per update call: each call holds the GIL (~10 ms per 256 points), so searches interleave.
+_UPSERT_CHUNK = 256
+_PAYLOAD = ["post_id", "author_id", "created_at"]
+_CONFIG_FILE = "edge_config.json"  # written by EdgeShard.create: its presence means "load"
+DEFAULT_OPTIMIZE_AFTER = 5000
+
+
+def indexing_threshold_kb(points: int) -> int:
+    """The engine's indexing threshold (KB of float32 vectors) that ``points`` vectors reach."""
+    return max(1, points * DIM * 4 // 1024)
+
+
+class QdrantEdgeVectors(VectorStore):
+    """The shard under ``path``, opened now; ``hnsw_ef`` is the search beam (None: engine default)."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        hnsw_ef: int | None = None,
+        optimize_after: int = DEFAULT_OPTIMIZE_AFTER,
+    ) -> None:
+        self.path = Path(path)
+        self.hnsw_ef = hnsw_ef
+        self.optimize_after = optimize_after
+        config = edge.EdgeConfig(
+            vectors=edge.EdgeVectorParams(size=DIM, distance=edge.Distance.Cosine),
+            optimizers=edge.EdgeOptimizersConfig(indexing_threshold=indexing_threshold_kb(optimize_after)),
+        )
+        try:
+            if (self.path / _CONFIG_FILE).is_file():
+                shard = edge.EdgeShard.load(str(self.path), config)
+            else:
+                self.path.mkdir(parents=True, exist_ok=True)
+                shard = edge.EdgeShard.create(str(self.path), config)
+        except Exception as exc:  # noqa: BLE001 - the binding raises plain Exception for everything
+            if type(exc) is not Exception:
+                raise
+            if "WAL" in str(exc) and "WouldBlock" in str(exc):
+                raise BackendUnavailable(
+                    "vectors",
+                    f"Qdrant Edge shard {self.path} is owned by another process",
+                ) from exc
+            raise BackendUnavailable("vectors", f"Qdrant Edge shard {self.path}: {exc}") from exc
+        self._shard: Any = shard
+        self.indexer = _Indexer(self.optimize, optimize_after)
+        self._create_author_index()
+        status = self.index_status()
+        if status["points"] - status["indexed"] >= optimize_after:
+            self.indexer.request()  # a catch-up that was cut short: index what it left
+
+    @property
+    def hnsw_ef(self) -> int | None:
+        return self._hnsw_ef
+
+    @hnsw_ef.setter
+    def hnsw_ef(self, value: int | None) -> None:
+        """Settable, so the benchmark can sweep it on one open shard."""
+        self._hnsw_ef = value
+        self._params = edge.SearchParams(hnsw_ef=value) if value else None
+
+    # --- plumbing --------------------------------------------------------------------------------
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except Exception as exc:
+            # Plain Exception is the binding's error type; subclasses (TypeError, ...) are our bugs.
+            if type(exc) is not Exception:
+                raise
+            raise BackendUnavailable("vectors", f"Qdrant Edge shard {self.path}: {exc}") from exc
+
+    def _call(self, fn: Callable[[Any], T]) -> T:
+        shard = self._shard
+        if shard is None:
+            raise BackendUnavailable("vectors", f"Qdrant Edge shard {self.path} is closed")
+        with self._errors():
+            return fn(shard)
+
+    def _update(self, operation: Any) -> None:
+        self._call(lambda s: s.update(operation))
+
+    def _create_author_index(self) -> None:
+        # Idempotent: creating an existing index is a no-op in the engine.
+        self._update(edge.UpdateOperation.create_field_index("author_id", edge.PayloadSchemaType.Keyword))
+
+    # --- the port --------------------------------------------------------------------------------
+    def ensure_collection(self) -> None:
+        """The shard exists once opened; this makes sure the author index does too."""
+        self._create_author_index()
+
+    def upsert(self, items: Sequence[VectorItem]) -> None:
+        for start in range(0, len(items), _UPSERT_CHUNK):
+            operation = edge.UpdateOperation.upsert_points(
+                [
+                    edge.Point(
+                        point_id(item.post_id),
+                        np.asarray(item.vector, dtype=np.float32),  # type: ignore[arg-type]  # numpy works
+                        {"post_id": item.post_id, "author_id": item.author_id, "created_at": item.created_at},
+                    )
+                    for item in items[start : start + _UPSERT_CHUNK]
+                ]
+            )
+            self._update(operation)
+        self.indexer.added(len(items))
+
+    def search(self, vector: np.ndarray, limit: int, exclude_author_ids: Collection[str] = ()) -> list[VectorHit]:
+        return self._search(vector, limit, exclude_author_ids, self._params)
+
+    def exact_search(self, vector: np.ndarray, limit: int, exclude_author_ids: Collection[str] = ()) -> list[VectorHit]:
+        """``search`` by brute force over every point: the reference recall is measured against."""
+        return self._search(vector, limit, exclude_author_ids, edge.SearchParams(exact=True))
+
+    def _search(
+        self,
+        vector: np.ndarray,
+        limit: int,
+        exclude_author_ids: Collection[str],
+        params: Any,
+    ) -> list[VectorHit]:
+        if limit <= 0:
+            return []
+        query_filter = None
+        if exclude_author_ids:
+            excluded = sorted(set(exclude_author_ids))
+            query_filter = edge.Filter(
+                must_not=[edge.FieldCondition(key="author_id", match=edge.MatchAny(any=excluded))]
+            )
+        request = edge.QueryRequest(
+            limit=limit,
+            query=edge.Query.Nearest(np.asarray(vector, dtype=np.float32)),  # type: ignore[arg-type]  # numpy works
+            filter=query_filter,
+            with_payload=["post_id", "author_id"],
+            params=params,
+        )
+        points = self._call(lambda s: s.query(request))
+        return [
+            VectorHit(
+                post_id=p.payload["post_id"],
+                score=float(p.score),
+                author_id=p.payload["author_id"],
+            )
+            for p in points
+            if p.payload
+        ]
+
+    def vectors(self, post_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        if not post_ids:
+            return {}
+        ids = list({point_id(p) for p in post_ids})
+        records = self._call(lambda s: s.retrieve(ids, ["post_id"], True))
+        return {r.payload["post_id"]: np.asarray(r.vector, dtype=np.float32) for r in records if r.payload}
+
+    def count(self) -> int:
+        return self._call(lambda s: s.count(edge.CountRequest(exact=True)))
+
+    def points(self, limit: int) -> list[VectorItem]:
+        if limit <= 0:
+            return []
+        records, _next = self._call(
+            lambda s: s.scroll(edge.ScrollRequest(limit=limit, with_payload=_PAYLOAD, with_vector=True))
+        )
+        return [
+            VectorItem(
+                post_id=r.payload["post_id"],
+                vector=np.asarray(r.vector, dtype=np.float32),
+                author_id=r.payload["author_id"],
+                created_at=float(r.payload["created_at"]),
+            )
+            for r in records
+            if r.payload
+        ]
+
+    def health(self) -> None:
+        self._call(lambda s: s.info())
+
+    def close(self) -> None:
+        """Stop the indexer (waiting for a running optimize) and release the shard's folder."""
+        self.indexer.stop()
+        shard, self._shard = self._shard, None
+        if shard is not None:
+            with self._errors():
+                shard.close()
+
+    # --- the index -------------------------------------------------------------------------------
+    def optimize(self) -> bool:
+        """Build the HNSW index over unindexed points now, on this thread; True if anything changed.
+
+        Holds the GIL until done: every other thread of the process waits (see the module docstring).
+        """
+        start = time.perf_counter()
+        changed = self._call(lambda s: s.optimize())
+        seconds = time.perf_counter() - start
+        self.indexer.timings.append(seconds)
+        if changed:
+            log.info("qdrant-edge: optimize() took %.1fs: %s", seconds, self.index_status())
+        return changed
+
+    def index_status(self) -> dict[str, int]:
+        """Points, how many of them the HNSW index covers, and segments."""
+        info = self._call(lambda s: s.info())
+        return {
+            "points": info.points_count,
+            "indexed": info.indexed_vectors_count,
+            "segments": info.segments_count,
+        }
+
+    def __repr__(self) -> str:
+        return f"QdrantEdgeVectors({str(self.path)!r}, hnsw_ef={self.hnsw_ef}, optimize_after={self.optimize_after})"
+
+
+class _Indexer:
+    """Runs ``optimize`` on a background thread once ``after`` points were added since the last run.
+
+    The thread starts on the first request and lives until ``stop()``. Points added while an optimize
+    runs count towards the next one.
+    """
+
+    def __init__(self, optimize: Callable[[], bool], after: int) -> None:
+        self._optimize = optimize
+        self.after = after
+        self.runs = 0
+        self.timings: list[float] = []  # seconds of every optimize() of the store, background or not
+        self._pending = 0
+        self._requested = False
+        self._running = False
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+        self._cond = threading.Condition()
+
+    def added(self, n: int) -> None:
+        with self._cond:
+            self._pending += n
+            due = self._pending >= self.after
+        if due:
+            self.request()
+
+    def request(self) -> None:
+        """Ask for an optimize soon (e.g. after a bulk ingest); returns at once."""
+        with self._cond:
+            if self._stopped:
+                return
+            self._requested = True
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="qdrant-edge-optimize", daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until no optimize is requested or running; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not (self._requested or self._running), timeout)
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped, self._requested = True, False
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._requested or self._stopped)
+                if self._stopped:
+                    return
+                self._requested, self._running, self._pending = False, True, 0
+            try:
+                self._optimize()
+                self.runs += 1
+            except BackendUnavailable as exc:  # closed under us, or the engine failed: next request retries
+                log.warning("qdrant-edge: background optimize failed: %s", exc)
+            finally:
+                with self._cond:
+                    self._running = False
+                    self._cond.notify_all()
