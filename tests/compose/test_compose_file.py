@@ -284,3 +284,15 @@ def test_start_up_order_has_no_cycle() -> None:
     except CycleError as exc:
         pytest.fail(f"depends_on cycle: {exc.args[1]}")
     assert order.index("sql-init") < order.index("api") < order.index("jupyter")
+
+
+def test_readme_states_the_compose_version_the_file_needs() -> None:
+    """``env_file`` entries with ``required:`` need Compose 2.24; the README must say so."""
+    needs_2_24 = any(
+        isinstance(entry, dict) and "required" in entry
+        for svc in services().values()
+        for entry in svc.get("env_file", [])
+    )
+    readme = (REPO / "README.md").read_text()
+    assert needs_2_24 and re.search(r"Compose 2\.24 or newer", readme)
+    assert re.search(r"Memory: about \d+ GB for the full stack", readme)
