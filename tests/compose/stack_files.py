@@ -34,7 +34,7 @@ LISTENS: dict[str, set[int]] = {
     "redis": {6379},
     "kafka": {9092},
     "qdrant": {6333},
-    "minio": {9000, 9001},
+    "seaweedfs": {9000},
     "zookeeper": {2181},
     "pinot-controller": {9000},
     "pinot-broker": {8099},

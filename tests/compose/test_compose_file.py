@@ -29,11 +29,13 @@ from tests.compose.stack_files import (
     published_ports,
     services,
 )
+from tests.compose.upstream_images import UPSTREAM_IMAGES
 
 # The original component map (shared/seed/ORIGINAL_README.md): host port -> container port. Every
 # published port is listed here and nothing else is published. Two notes: Kafka's host clients use a
 # listener of their own (container 9094, advertised as localhost:9092); Pinot's controller listens on
-# 9000 like MinIO, so it is published on 9002.
+# 9000 like the S3 engine, so it is published on 9002. The S3 engine is SeaweedFS (MinIO in the
+# original map, console on 9001; SeaweedFS's admin UI is switched off, so 9001 is not published).
 COMPONENT_PORTS: dict[str, dict[int, int]] = {
     "api": {8000: 8000},
     "ranking": {8001: 8001},
@@ -41,7 +43,7 @@ COMPONENT_PORTS: dict[str, dict[int, int]] = {
     "redis": {6379: 6379},
     "kafka": {9092: 9094},
     "qdrant": {6333: 6333},
-    "minio": {9000: 9000, 9001: 9001},
+    "seaweedfs": {9000: 9000},
     "pinot-broker": {8099: 8099},
     "pinot-controller": {9002: 9000},
     "feast-feature-store": {6566: 6566},
@@ -103,19 +105,29 @@ def all_images() -> list[tuple[str, str]]:
     return found
 
 
-def is_pinned(tag: str | None) -> bool:
-    """A full release: x.y.z (with any prefix or suffix: v8.5.1, 7.4.2-alpine) or a dated RELEASE."""
-    return bool(tag) and bool(re.search(r"\d+\.\d+\.\d+|RELEASE\.\d{4}-\d{2}-\d{2}", tag))
+def is_pinned(repository: str, tag: str | None) -> bool:
+    """A full release: x.y.z (with any prefix or suffix: v8.5.1, 7.4.2-alpine) or a dated RELEASE,
+    or a release tag in the form its upstream publishes (SeaweedFS: 4.48), per UPSTREAM_IMAGES."""
+    if not tag:
+        return False
+    if re.search(r"\d+\.\d+\.\d+|RELEASE\.\d{4}-\d{2}-\d{2}", tag):
+        return True
+    upstream = UPSTREAM_IMAGES.get(repository)
+    return bool(upstream and upstream.release_tag and re.fullmatch(upstream.release_tag, tag))
 
 
 @pytest.mark.parametrize(("where", "image"), all_images(), ids=[w for w, _ in all_images()])
 def test_every_image_has_a_pinned_tag(where: str, image: str) -> None:
-    assert is_pinned(split_image(image)[1]), f"{where}: {image} has no tag, or one that moves (latest, 7-alpine)"
+    assert is_pinned(*split_image(image)), f"{where}: {image} has no tag, or one that moves (latest, 7-alpine)"
 
 
-@pytest.mark.parametrize("image", ["redis", "redis:latest", "redis:7-alpine", "python:3.11-slim", "localhost:5000/x"])
+@pytest.mark.parametrize(
+    "image",
+    ["redis", "redis:latest", "redis:7-alpine", "python:3.11-slim", "localhost:5000/x", "chrislusf/seaweedfs:latest",
+     "chrislusf/seaweedfs:4", "chrislusf/seaweedfs:dev", "chrislusf/seaweedfs:4.48_full"],
+)  # fmt: skip
 def test_floating_tags_are_refused(image: str) -> None:
-    assert not is_pinned(split_image(image)[1])
+    assert not is_pinned(*split_image(image))
 
 
 def test_every_service_has_an_image_name() -> None:
@@ -125,6 +137,14 @@ def test_every_service_has_an_image_name() -> None:
 def test_our_images_are_tagged_with_the_project_version() -> None:
     ours = {svc["image"] for svc in services().values() if svc["image"].startswith("feedlab/")}
     assert ours and {split_image(image)[1] for image in ours} == {project_version()}
+
+
+def test_our_images_are_built_never_pulled() -> None:
+    """``pull_policy: build``: without it compose first asks Docker Hub for feedlab/*, which is noise
+    at best, and a real image of that name there would silently win over our Dockerfile."""
+    builders = {name: svc for name, svc in services().items() if "build" in svc}
+    assert builders
+    assert {name: svc.get("pull_policy") for name, svc in builders.items()} == dict.fromkeys(builders, "build")
 
 
 def test_images_built_here_are_built_by_exactly_one_service() -> None:
@@ -264,3 +284,15 @@ def test_start_up_order_has_no_cycle() -> None:
     except CycleError as exc:
         pytest.fail(f"depends_on cycle: {exc.args[1]}")
     assert order.index("sql-init") < order.index("api") < order.index("jupyter")
+
+
+def test_readme_states_the_compose_version_the_file_needs() -> None:
+    """``env_file`` entries with ``required:`` need Compose 2.24; the README must say so."""
+    needs_2_24 = any(
+        isinstance(entry, dict) and "required" in entry
+        for svc in services().values()
+        for entry in svc.get("env_file", [])
+    )
+    readme = (REPO / "README.md").read_text()
+    assert needs_2_24 and re.search(r"Compose 2\.24 or newer", readme)
+    assert re.search(r"Memory: about \d+ GB for the full stack", readme)

@@ -69,7 +69,7 @@ def test_the_base_is_a_slim_offline_non_root_image() -> None:
     assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?", base), base
 
     runs = [args for keyword, args in steps if keyword == "RUN"]
-    torch = next(i for i, run in enumerate(runs) if "pip install torch==" in run)
+    torch = next(i for i, run in enumerate(runs) if re.search(r"pip install .*torch==", run))
     project = next(i for i, run in enumerate(runs) if "-c constraints.txt" in run)
     assert torch < project, "CPU torch must be installed before the project"
     assert "--index-url https://download.pytorch.org/whl/cpu" in runs[torch]
@@ -106,6 +106,58 @@ def test_dockerfile_copies_what_exists_and_is_not_ignored() -> None:
 def test_dockerignore_keeps_local_state_and_secrets_out() -> None:
     ignored = set((REPO / ".dockerignore").read_text().split())
     assert {".git", ".venv", ".feedlab", ".env", "**/.env"} <= ignored
+
+
+def test_every_pip_install_takes_wheels_only() -> None:
+    """The slim base has no C compiler (nor make): a dependency without a wheel for the build's
+    architecture (an arm64 laptop builds arm64) must fail the build at once, not try to compile."""
+    installs = [args for keyword, args in STAGES["base"] if keyword == "RUN" and "pip install" in args]
+    assert installs
+    for run in installs:
+        for command in re.findall(r"pip install[^&;]*", run):
+            assert "--only-binary=:all:" in command, command
+
+
+def named_volume_mounts_of_our_images() -> set[str]:
+    """Container paths where compose mounts a named volume into one of our images."""
+    paths = set()
+    for svc in services().values():
+        if svc["image"].startswith("feedlab/"):
+            for volume in svc.get("volumes", []):
+                source, target = volume.split(":")[:2]
+                if not source.startswith((".", "/")):
+                    paths.add(target)
+    return paths
+
+
+def test_volume_folders_exist_in_the_image_owned_by_the_service_user() -> None:
+    """Docker copies the image folder's ownership into a fresh named volume: a folder the image lacks
+    becomes a root-owned volume the non-root services cannot write (the model registry, /data/models)."""
+    steps = STAGES["base"]
+    last_user = max(i for i, (keyword, _) in enumerate(steps) if keyword == "USER")
+    user = steps[last_user][1]
+    before = " ".join(args for keyword, args in steps[:last_user] if keyword == "RUN")
+    made = {path for group in re.findall(r"mkdir -p ((?:/\S+\s*)+)", before) for path in group.split()}
+    owned = re.findall(rf"chown -R {re.escape(user)}(?::\S+)? (/\S+)", before)
+    assert "/data/models" in named_volume_mounts_of_our_images()
+    for path in named_volume_mounts_of_our_images():
+        assert path in made, f"{path} is not created in the image before USER"
+        assert any(path == root or path.startswith(root.rstrip("/") + "/") for root in owned), f"{path} not chowned"
+
+
+def test_exercises_ship_in_the_image_and_import_from_any_process() -> None:
+    """FEEDLAB_RERANKER=exercises.07_diversity.starter:rerank must import in compose as embedded."""
+    ignored = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")]  # fmt: skip
+    assert not any(fnmatch.fnmatch("exercises", pattern) for pattern in ignored)
+    steps = STAGES["base"]
+    copies = [args.split() for keyword, args in steps if keyword == "COPY"]
+    (workdir,) = [args for keyword, args in steps if keyword == "WORKDIR"]
+    assert ["exercises", "./exercises"] in copies
+    env = " ".join(args for keyword, args in steps if keyword == "ENV")
+    # on the path of every process: the services, `python compose/init/...`, `feedlab`, JupyterLab
+    assert re.search(rf"\bPYTHONPATH={re.escape(workdir)}\b", env)
+    assert (REPO / "exercises" / "07_diversity" / "starter.py").is_file()
 
 
 def pinned_torch() -> str:
