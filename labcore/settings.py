@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     )
     media_url_ttl_seconds: int = Field(default=3600, ge=1, le=7 * 24 * 3600)  # S3 caps presigning at 7 days
     media_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1)
-    s3_endpoint: str = "minio:9000"
+    s3_endpoint: str = "seaweedfs:9000"
     s3_access_key: str = "minioadmin"
     s3_secret_key: str = "minioadmin"
     s3_bucket: str = "media"

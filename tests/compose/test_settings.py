@@ -90,9 +90,7 @@ def test_each_address_names_a_service_listening_there(what: str) -> None:
     [
         "sql",
         "kafka",
-        # labcore/settings.py (not this branch's to edit) still defaults s3_endpoint to minio:9000;
-        # strict, so this fails as a reminder once the default becomes seaweedfs:9000.
-        pytest.param("s3", marks=pytest.mark.xfail(strict=True, reason="Settings.s3_endpoint default is still minio:9000")),
+        "s3",
         "vectors",
         "pinot",
         "features",
