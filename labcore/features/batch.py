@@ -1,4 +1,8 @@
-"""TODO"""
+"""The feature batch: SQL → parquet → ``feast apply`` → ``materialize`` into the online store (+ the cache).
+
+It recomputes every row from SQL; the event-driven refresh (``labcore.workers.features``) keeps rows
+fresh between batches.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,9 @@
-"""TODO"""
+"""The Redis feature cache: the fallback when Feast is down, written alongside Feast.
+
+Hashes ``uf:{user_id}``, ``pf:{post_id}`` and ``ua:{user_id}:{author_id}``, all read in one pipelined
+round trip. Every write carries the time its row was computed and only replaces an older row, so the
+cache keeps the newest value per key whatever order writes arrive in.
+"""
 
 from __future__ import annotations
 

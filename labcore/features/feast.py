@@ -1,4 +1,9 @@
-"""TODO"""
+"""Reading features from Feast: its feature server over HTTP, in Feast's own protocol.
+
+``POST /get-online-features`` with ``feature_service: ranking_features`` and ``{user_id, post_id}``
+(walkthrough step 7), then ``affinity_features`` with ``{user_id, author_id}``. Why two services: see
+the definitions' docstring (``services/feature_store/repo/definitions.py``).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""TODO"""
+"""Feast's own feature server (``feast serve``'s FastAPI app), embedded in the runtime on 6566.
+
+The same server the compose profile runs as its own service (``services/feature_store``); here it runs
+in a thread so walkthrough step 7 works against the embedded stack too.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""TODO"""
+"""Writing features: rows → Feast's push sources, the Redis cache and the offline history, together.
+
+Both online stores always get the same rows, so the fallback is as fresh as Feast; the history gets
+them too, so Feast's point-in-time join can answer "what was the like count at 10:00".
+"""
 
 from __future__ import annotations
 

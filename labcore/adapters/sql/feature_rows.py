@@ -1,4 +1,8 @@
-"""TODO"""
+"""The SQL that computes feature rows from the source of truth: users, follows, posts and likes.
+
+Shared by the batch (``labcore.features.batch``) and the event-driven refresh
+(``labcore.workers.features``), so a refreshed row is exactly what the next batch would write.
+"""
 
 from __future__ import annotations
 
