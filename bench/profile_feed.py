@@ -58,15 +58,15 @@ def install_stage_hooks() -> None:
 
     class ProfilingStageTimer(base):  # type: ignore[misc, valid-type]
         @contextmanager
-        def stage(self, name: str) -> Iterator[None]:
+        def stage(self, name: str) -> Iterator[Any]:
             global CURRENT_STAGE
             profile = PROFILES.setdefault(name, cProfile.Profile()) if PROFILING else None
             CURRENT_STAGE = name
             if profile is not None:
                 profile.enable()
             try:
-                with super().stage(name):
-                    yield
+                with super().stage(name) as span:
+                    yield span  # the pipeline sets attributes on the stage's span
             finally:
                 if profile is not None:
                     profile.disable()

@@ -125,9 +125,15 @@ class Stack:
 
     @cached_property
     def features(self) -> FeatureSource:
+        """Feast's online features: in-process where this profile owns the store, else its server."""
+        settings = self.settings
+        if settings.resolved_feature_read() == "in-process":
+            from labcore.features.feast import FeastOnlineFeatures
+            from labcore.features.repo import open_serving_store
+
+            return FeastOnlineFeatures(open_serving_store(settings, redis_url=settings.redis_url))
         from labcore.features.feast import FeastServerFeatures
 
-        settings = self.settings
         return FeastServerFeatures(
             settings.resolved_feature_server_url(),
             settings.feature_timeout_seconds,

@@ -135,6 +135,13 @@ class Settings(BaseSettings):
     feature_server_url: str | None = Field(default=None, description="Default: this runtime's, or feast's.")
     feature_port: int = Field(default=6566, ge=0, le=65535)
     feast_online_store: Literal["sqlite", "redis"] | None = None
+    feature_read: Literal["in-process", "server"] | None = Field(
+        default=None,
+        description=(
+            "How the feed reads Feast: in this process (default embedded: the runtime owns the online"
+            " store) or through the feature server over HTTP (default compose)."
+        ),
+    )
     feature_timeout_seconds: float = Field(default=1.0, gt=0)
     feature_include_embeddings: bool = Field(
         default=False,
@@ -238,6 +245,9 @@ class Settings(BaseSettings):
 
     def resolved_feast_online_store(self) -> str:
         return self.feast_online_store or ("redis" if self.profile == "compose" else "sqlite")
+
+    def resolved_feature_read(self) -> str:
+        return self.feature_read or ("server" if self.profile == "compose" else "in-process")
 
     def resolved_feature_server_url(self) -> str:
         if self.feature_server_url:

@@ -187,7 +187,7 @@ def as_vector(value: Any) -> np.ndarray | None:
 
 
 # =================================================================================================
-# Reading: the port and its two adapters
+# Reading: the port (adapters: features.feast, features.cache)
 # =================================================================================================
 
 

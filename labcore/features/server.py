@@ -17,9 +17,6 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
 
-# =================================================================================================
-# Feast's own feature server, embedded
-# =================================================================================================
 
 
 def feature_server_app(feast_store: feast.FeatureStore, *, registry_ttl_sec: int = 0) -> FastAPI:

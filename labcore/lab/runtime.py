@@ -102,6 +102,10 @@ class Runtime:
         self.feature_server = FeatureServerThread(
             open_serving_store(settings, redis_url=settings.redis_url), settings.host, settings.feature_port
         ).start()
+        # The feed reads Feast in-process (settings.feature_read): opened now, after the writer applied
+        # the definitions, behind a gate that "stop feature-server" closes along with the server.
+        self._feast_gate = Gate("features", stack.features)
+        stack.__dict__["features"] = self._feast_gate
 
         relay = self._start_workers(stack, writer)
         from services.api.app import create_app  # the API and ranking are deployables on labcore
@@ -181,7 +185,9 @@ class Runtime:
             self.servers["ranking"].should_exit = True
             self.threads["ranking"].join(10)
         elif name == "feature-server":
+            # Feast is down for everyone: its HTTP server and the feed's in-process reader.
             self.feature_server.stop()  # type: ignore[union-attr]
+            self._feast_gate.close_gate()
         else:
             self.thread_stops[name].set()
             self.threads[name].join(10)
@@ -201,6 +207,7 @@ class Runtime:
             self.feature_server = FeatureServerThread(
                 open_serving_store(settings, redis_url=settings.redis_url), settings.host, settings.feature_port
             ).start()
+            self._feast_gate.open_gate()
         else:
             self._spawn(name, self.targets[name])
 

@@ -69,9 +69,6 @@ def after_embedding(refresh: FeatureRefresh) -> OnEmbedded:
     return on_embedded
 
 
-# =================================================================================================
-# Freshness: events → rows recomputed from SQL → FeatureWriter
-# =================================================================================================
 
 
 class FeatureRefresh:

@@ -18,8 +18,8 @@ from tests.compose.stack_files import (
     services,
     workloads,
 )
-from tests.compose.upstream_images import SEAWEEDFS_RELEASE, UPSTREAM_IMAGES
 from tests.compose.test_compose_file import all_images, split_image
+from tests.compose.upstream_images import SEAWEEDFS_RELEASE, UPSTREAM_IMAGES
 
 
 def repository(image: str) -> str:

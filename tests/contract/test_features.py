@@ -28,7 +28,7 @@ from labcore.errors import BackendUnavailable
 from labcore.features.base import AuthorAffinity, PostStats, RankingFeatures, UserStats, affinity_score
 from labcore.features.batch import MaterializeReport, materialize
 from labcore.features.cache import RedisFeatureCache
-from labcore.features.feast import FeastServerFeatures
+from labcore.features.feast import FeastOnlineFeatures, FeastServerFeatures
 from labcore.features.repo import open_serving_store, open_store, redis_connection_string
 from labcore.features.server import FeatureServerThread
 from labcore.features.writer import FeatureWriter
@@ -387,3 +387,19 @@ def test_rows_without_embeddings_are_the_same_rows_minus_the_vector(lab: Lab) ->
         assert row.post is not None and row.post.embedding is None
         assert row.post == replace(full[post_id].post, embedding=None)
         assert (row.user, row.affinity) == (full[post_id].user, full[post_id].affinity)
+
+
+def test_in_process_feast_answers_what_the_feature_server_answers(lab: Lab) -> None:
+    """The embedded feed reads Feast in-process; the rows must equal the server's (minus the vector,
+    which the feed takes from the vector store), including after a fresh write and for missing keys."""
+    in_process = FeastOnlineFeatures(open_serving_store(lab.settings))
+    server = FeastServerFeatures(lab.server.url, include_embeddings=False)
+    candidates = lab.candidates("a1", "b1", "b2", "c1", "c2", "missing")
+    lab.refresh.post_liked("alice", "c2")  # a pushed row, not only the batch's
+    try:
+        assert in_process.ranking_features("alice", candidates) == server.ranking_features("alice", candidates)
+        assert in_process.ranking_features("nobody-at-all", candidates) == server.ranking_features("nobody-at-all", candidates)
+        assert in_process.ranking_features("alice", []) == {}
+        in_process.health()
+    finally:
+        server.close()

@@ -19,10 +19,6 @@ from labcore.domain import to_epoch
 from labcore.errors import BackendUnavailable
 from labcore.features.base import AuthorAffinity, PostStats, UserStats, affinity_score
 
-# =================================================================================================
-# SQL → feature rows (shared by the batch and by freshness)
-# =================================================================================================
-
 
 def _epoch(ts: datetime) -> float:
     return to_epoch(ts if ts.tzinfo else ts.replace(tzinfo=UTC))
