@@ -502,8 +502,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--idle-seconds", type=float, default=5.0, help="measure the idle runtime's CPU this long (0: skip)")
     p.add_argument(
         "--feature-batch-seconds", type=float, default=None,
-        help="FEEDLAB_FEATURE_BATCH_SECONDS for the runtime (product default 300: a periodic full"
-        " re-materialization that competes with requests for the CPU)",
+        help="FEEDLAB_FEATURE_BATCH_SECONDS for the runtime (default: the product's, 3600 — a rare"
+        " reconciliation; events keep features fresh)",
     )  # fmt: skip
     return p.parse_args(argv)
 

@@ -127,6 +127,30 @@ class PostLiked(Event):
         return self.user_id
 
 
+@dataclass(frozen=True)
+class UserFollowed(Event):
+    """A follow (``following``) or an unfollow (not ``following``), on the ``engagements`` topic.
+
+    Keyed by the follower, like their likes: one user's engagements stay in order in one partition.
+    """
+
+    follower_id: str
+    followee_id: str
+    followed_at: float  # epoch seconds
+    following: bool = True
+
+    topic: ClassVar[str] = TOPIC_ENGAGEMENTS
+
+    @property
+    def key(self) -> str:
+        return self.follower_id
+
+
+def engagement_from_dict(data: dict[str, Any]) -> PostLiked | UserFollowed:
+    """The ``engagements`` topic carries likes and follows; a follow is the one with a followee."""
+    return UserFollowed.from_dict(data) if "followee_id" in data else PostLiked.from_dict(data)
+
+
 
 @dataclass(frozen=True)
 class ImpressionLogged(Event):

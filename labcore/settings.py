@@ -152,7 +152,12 @@ class Settings(BaseSettings):
         ),
     )
     feature_batch_seconds: float = Field(
-        default=300.0, gt=0, description="How often the runtime re-materializes every feature from SQL."
+        default=3600.0,
+        gt=0,
+        description=(
+            "How often the runtime re-materializes every feature from SQL: a reconciliation. Events keep"
+            " features fresh (posts, likes, follows), so the batch is rare and never the only path."
+        ),
     )
 
     # --- Ranking and re-rank -------------------------------------------------------------------------

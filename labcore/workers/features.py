@@ -27,7 +27,7 @@ from opentelemetry import trace
 from sqlalchemy.engine import Engine
 
 from labcore.adapters.sql.feature_rows import affinity_rows, post_stats_rows, user_stats_rows
-from labcore.domain import PostCreated, PostLiked, Record
+from labcore.domain import PostCreated, PostLiked, Record, UserFollowed, engagement_from_dict
 from labcore.errors import BackendUnavailable, LabError
 from labcore.features.base import EmbeddingsFor, affinity_score
 from labcore.features.repo import write_lock
@@ -40,17 +40,26 @@ tracer = trace.get_tracer(__name__)
 
 
 class FeatureEngagementHandler:
-    """Consumer group ``features`` on ``engagements``: a like refreshes the post's and pair's rows."""
+    """Consumer group ``features`` on ``engagements``: a like refreshes the post's and the pair's rows;
+    a follow or unfollow both users' counters and the pair's affinity — so the periodic batch is a
+    rare reconciliation, not the only way a follower count moves."""
 
     def __init__(self, refresh: FeatureRefresh) -> None:
         self.refresh = refresh
         self.likes = 0
+        self.follows = 0
 
     def __call__(self, records: Sequence[Record]) -> None:
-        likes = [PostLiked.from_dict(record.value) for record in records]
+        events = [engagement_from_dict(record.value) for record in records]
+        likes = [e for e in events if isinstance(e, PostLiked)]
+        pairs = list(dict.fromkeys((e.follower_id, e.followee_id) for e in events if isinstance(e, UserFollowed)))
         with continue_each(tracer, "features.refresh_like", records):
-            self.refresh.posts_liked([(like.user_id, like.post_id) for like in likes])
+            if likes:
+                self.refresh.posts_liked([(like.user_id, like.post_id) for like in likes])
+            if pairs:  # recomputed from SQL: follow and unfollow alike
+                self.refresh.follows_changed(pairs)
         self.likes += len(likes)
+        self.follows += len(pairs)
 
 
 def after_embedding(refresh: FeatureRefresh) -> OnEmbedded:
@@ -79,7 +88,8 @@ class FeatureRefresh:
       author's ``user_stats`` (post count, engagement rate) are rewritten.
     * ``posts_liked([(user_id, post_id), ...])`` — the engagement consumer, per batch: each post's like
       count, its author's engagement rate and the liker's affinity to the author (``post_liked`` for one).
-    * ``followed(follower_id, followee_id)`` — both users' counters and the follower's affinity.
+    * ``follows_changed([(follower_id, followee_id), ...])`` — the ``features`` consumer, per batch of
+      follows and unfollows: both users' counters and the follower's affinity.
       (``author_follower_count`` of the followee's posts is refreshed by the next batch, or when the
       post itself changes: rewriting every post of a celebrity on each follow is not worth it.)
 
@@ -144,14 +154,20 @@ class FeatureRefresh:
                 lambda: self.writer.write_affinity(affinity, computed_at),
             )
 
-    def followed(self, follower_id: str, followee_id: str) -> None:
+    def follows_changed(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """Follows or unfollows, per batch: every user's counters and every pair's affinity, one SQL
+        read and one write per view (seeding a world sends tens of thousands of follows)."""
+        pairs = list(dict.fromkeys(pairs))
+        if not pairs:
+            return
+        users = list(dict.fromkeys(user for pair in pairs for user in pair))
         with self._lock():
             computed_at = datetime.now(UTC)
-            both = user_stats_rows(self.engine, [follower_id, followee_id])
-            pair = affinity_rows(self.engine, [(follower_id, followee_id)], score=self.affinity)
+            stats = user_stats_rows(self.engine, users)
+            affinity = affinity_rows(self.engine, pairs, score=self.affinity)
             self._write_all(
-                lambda: self.writer.write_users(both, computed_at),
-                lambda: self.writer.write_affinity(pair, computed_at),
+                lambda: self.writer.write_users(stats, computed_at),
+                lambda: self.writer.write_affinity(affinity, computed_at),
             )
 
     def _lock(self) -> AbstractContextManager[Any]:

@@ -13,7 +13,7 @@ from opentelemetry import trace
 
 from labcore.adapters.sql.store import SqlStore
 from labcore.adapters.vectors.base import VectorItem, VectorStore
-from labcore.domain import PostLiked, Record, to_epoch
+from labcore.domain import PostLiked, Record, engagement_from_dict, to_epoch
 from labcore.embeddings import Embedder
 from labcore.interests import InterestVectors
 from labcore.observability import metrics, tracing
@@ -49,7 +49,8 @@ class InterestHandler:
 
     def __call__(self, records: Sequence[Record]) -> None:
         with tracing.continue_each(tracer, "interests.update_from_likes", records):
-            self._apply([PostLiked.from_dict(r.value) for r in records])
+            events = (engagement_from_dict(r.value) for r in records)
+            self._apply([e for e in events if isinstance(e, PostLiked)])  # follows move no vector
 
     def _apply(self, likes: list[PostLiked]) -> None:
         post_ids = list(dict.fromkeys(like.post_id for like in likes))

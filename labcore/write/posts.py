@@ -19,7 +19,7 @@ from opentelemetry import trace
 
 from labcore.adapters.sql.store import OutboxEntry
 from labcore.bootstrap import Stack
-from labcore.domain import WRITTEN_AT, Post, PostCreated, PostLiked, User, to_epoch, utcnow
+from labcore.domain import WRITTEN_AT, Event, Post, PostCreated, PostLiked, User, UserFollowed, to_epoch, utcnow
 from labcore.errors import InvalidInput, LabError
 from labcore.observability import metrics, tracing
 from labcore.workers.fanout import delivery_for
@@ -50,16 +50,21 @@ class WritePath:
         return self.stack.store.create_user(user_id or new_id(), username, display_name)
 
     def follow(self, follower_id: str, followee_id: str) -> bool:
-        """Follow; False when already following (idempotent). The follower's mailbox is rebuilt."""
-        created = self.stack.store.follow(follower_id, followee_id)
+        """Follow; False when already following (idempotent). The follower's mailbox is rebuilt, and
+        a ``UserFollowed`` event (same transaction) refreshes both users' counters and the affinity."""
+        event = UserFollowed(follower_id, followee_id, to_epoch(utcnow()), following=True)
+        created = self.stack.store.follow(follower_id, followee_id, [_outbox(event, None)])
         if created:
             self._forget_mailbox(follower_id)
+            self.on_commit()
         return created
 
     def unfollow(self, follower_id: str, followee_id: str) -> bool:
-        removed = self.stack.store.unfollow(follower_id, followee_id)
+        event = UserFollowed(follower_id, followee_id, to_epoch(utcnow()), following=False)
+        removed = self.stack.store.unfollow(follower_id, followee_id, [_outbox(event, None)])
         if removed:
             self._forget_mailbox(follower_id)
+            self.on_commit()
         return removed
 
     def _forget_mailbox(self, user_id: str) -> None:
@@ -160,7 +165,7 @@ class WritePath:
         return self.stack.media.url(post.media_key, self.stack.settings.media_url_ttl_seconds)
 
 
-def _outbox(event: PostCreated | PostLiked, headers: dict[str, str] | None) -> OutboxEntry:
+def _outbox(event: Event, headers: dict[str, str] | None) -> OutboxEntry:
     """The event's outbox row; its headers carry the current trace context and the write time."""
     headers = tracing.inject(headers) | {WRITTEN_AT: f"{time.time():.6f}"}
     return OutboxEntry(topic=event.topic, key=event.key, payload=event.to_dict(), headers=headers)

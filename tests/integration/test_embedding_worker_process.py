@@ -68,6 +68,19 @@ def test_the_worker_process_writes_fresh_features_after_a_post_and_a_like(tmp_pa
                 log,
             )
             assert row.affinity.affinity_score > 0
+
+            # A follow is an event too: both users' counters move without waiting for a batch.
+            before = row.user.following_count if row.user else 0
+            writes.follow(reader, author)
+            relay.publish_pending()
+            row = wait_for(
+                lambda: (r := features()) and r.user is not None and r.user.following_count == before + 1 and r,
+                "the reader's following_count after the follow",
+                log,
+            )
+            assert row.affinity.affinity_score > 0.3  # a like and now a follow: more evidence
+            author_row = stack.feature_cache.ranking_features(author, [(post.id, author)])[post.id]
+            assert author_row.user is not None and author_row.user.follower_count == 1
         finally:
             worker.terminate()
             worker.wait(30)

@@ -150,8 +150,8 @@ class SqlStore:
             if user_id not in found:
                 raise NotFound(f"user {user_id} not found")
 
-    def follow(self, follower_id: str, followee_id: str) -> bool:
-        """Create the edge; False when it already existed (idempotent)."""
+    def follow(self, follower_id: str, followee_id: str, events: Sequence[OutboxEntry] = ()) -> bool:
+        """Create the edge and enqueue its events; False (and no events) when it already existed."""
         if follower_id == followee_id:
             raise InvalidInput("a user cannot follow themselves")
         try:
@@ -170,11 +170,13 @@ class SqlStore:
                     )
                 )
                 self._bump(conn, follower_id, followee_id, +1)
+                self._enqueue(conn, events)
                 return True
         except sa.exc.IntegrityError:
             return False  # a concurrent identical follow won the race: same outcome
 
-    def unfollow(self, follower_id: str, followee_id: str) -> bool:
+    def unfollow(self, follower_id: str, followee_id: str, events: Sequence[OutboxEntry] = ()) -> bool:
+        """Remove the edge and enqueue its events; False (and no events) when there was none."""
         with self._tx() as conn:
             self._require_users(conn, follower_id, followee_id)
             deleted = conn.execute(
@@ -184,6 +186,7 @@ class SqlStore:
             ).rowcount
             if deleted:
                 self._bump(conn, follower_id, followee_id, -1)
+                self._enqueue(conn, events)
             return bool(deleted)
 
     @staticmethod
