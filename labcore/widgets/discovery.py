@@ -239,10 +239,12 @@ def discovery_frame(
             "content": (content or {}).get(j["post_id"], "")[:70],
             "rank in feed": j.get("rank"),
             "dropped": j.get("dropped") or j.get("filtered"),
+            "demoted": j.get("demoted"),  # below the others (out_of_network_cap...), on the page if room
         }
         for j in discovery_top(journeys, k)
     ]
-    frame = pd.DataFrame(rows, columns=["post_id", "similarity", "topic", "content", "rank in feed", "dropped"])
+    columns = ["post_id", "similarity", "topic", "content", "rank in feed", "dropped", "demoted"]
+    frame = pd.DataFrame(rows, columns=columns)
     return frame.astype({"rank in feed": "Int64"})  # a missing rank stays <NA>, not a float NaN
 
 

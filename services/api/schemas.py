@@ -138,7 +138,13 @@ class JourneyPublic(BaseModel):
     score: float | None
     rank: int | None = Field(description="final position, 1-based, if it made the feed")
     dropped: str | None = Field(
-        description="why stage 4 left it out: author_cap, out_of_network_cap, below_cutoff, exploration"
+        description="why stage 4 left it out: below_cutoff (the page is full) or exploration (an explored "
+        "candidate took its slot)"
+    )
+    demoted: str | None = Field(
+        default=None,
+        description="why stage 4 moved it below the posts that passed the diversity rules: author_cap or "
+        "out_of_network_cap. A demoted post still has a rank when the page had room for it",
     )
     explored: bool = Field(default=False, description="placed by exploration, not by the ranker")
 
