@@ -163,9 +163,22 @@ class ImpressionsRecorded(BaseModel):
     recorded: int
 
 
+class GroupBacklogPublic(BaseModel):
+    topic: str
+    backlog: int | None = Field(description="events of the topic this group has not handled yet (null: log unreachable)")
+    rate_per_second: float | None = Field(description="events handled per second recently (null: not measured yet)")
+    eta_seconds: float | None = Field(description="backlog / rate: when it should have caught up (null: unknown)")
+
+
 class Health(BaseModel):
-    status: str = Field(examples=["ok", "degraded"])
+    status: str = Field(
+        examples=["ok", "catching_up", "degraded"],
+        description="degraded: a component is down; catching_up: all up, but events are still waiting to be "
+        "published (outbox) or handled (backlog) — e.g. discovery lacks embeddings right after a seed; ok: neither",
+    )
+    ready: bool = Field(default=False, description="no outbox backlog and no consumer group backlog")
     profile: str
     components: dict[str, str]
     workers: dict[str, dict[str, object]] = {}
     outbox_backlog: int | None = None
+    backlog: dict[str, GroupBacklogPublic] = Field(default={}, description="per consumer group")
