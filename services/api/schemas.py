@@ -58,6 +58,17 @@ class UserPublic(BaseModel):
     created_at: datetime
 
 
+class UserPage(BaseModel):
+    """One page of a user's followers or following: ``limit``/``offset`` pagination, newest follow first."""
+
+    user_id: str
+    items: list[UserPublic]
+    total: int = Field(description="how many in all")
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="the offset of the next page; null on the last page")
+
+
 class FollowRequest(RequestBody):
     follower_id: str = _ID
     followee_id: str = _ID
@@ -79,6 +90,8 @@ class PostCreate(RequestBody):
 class PostPublic(BaseModel):
     post_id: str
     user_id: str
+    username: str = Field(description="the author's")
+    display_name: str = Field(description="the author's")
     content: str
     media_url: str | None
     media_type: str | None
