@@ -93,7 +93,7 @@ def test_followers_and_following_are_paginated_and_404_for_an_unknown_user(runni
     api = httpx.Client(base_url=running_stack.api_url, timeout=10)
 
     def user(name: str) -> str:
-        response = api.post("/users/", json={"username": f"{name}_{uuid.uuid4().hex[:8]}", "display_name": name})
+        response = api.post("/users/", json={"username": f"{name.lower().replace(' ', '')}_{uuid.uuid4().hex[:8]}", "display_name": name})
         return response.json()["user_id"]
 
     star, fans = user("Star"), [user(f"Fan {n}") for n in range(3)]
