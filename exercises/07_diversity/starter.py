@@ -12,14 +12,15 @@ from labcore.feed.journey import Journey
 def rerank(
     journeys: list[Journey], limit: int, *, max_per_author: int, out_of_network_share: float
 ) -> list[Journey]:
-    """Pick the feed from the scored candidates: best score first, at most ``max_per_author`` posts
-    per author, at most ``floor(out_of_network_share * limit)`` discovery posts, ``limit`` in all.
+    """Pick the page from the scored candidates, ``min(limit, len(journeys))`` long: best score first,
+    but a post whose author already has ``max_per_author`` posts passed, or a discovery post once
+    ``floor(out_of_network_share * page length)`` have passed, is demoted below the others.
 
-    Set ``journey.rank`` (1, 2, ...) on each kept journey and ``journey.dropped`` on every other one
-    (``"below_cutoff"``, ``"author_cap"`` or ``"out_of_network_cap"``); return the kept ones in
-    rank order.
+    Set ``journey.demoted`` (``"author_cap"`` or ``"out_of_network_cap"``) on each demoted journey,
+    ``journey.rank`` (1, 2, ...) on each journey of the page and ``journey.dropped = "below_cutoff"``
+    on the others; return the page in rank order.
     """
     raise NotImplementedError(
         "exercise 07: implement rerank(journeys, limit, max_per_author=, out_of_network_share=) in "
-        "exercises/07_diversity/starter.py — score order, an author cap, an out-of-network cap"
+        "exercises/07_diversity/starter.py — score order, demote past an author cap and a discovery share"
     )

@@ -1,4 +1,4 @@
-"""Reference solution of exercise 07 (author diversity and the in/out-of-network mix)."""
+"""Reference solution of exercise 07 (author diversity and the in/out-of-network mix, by demotion)."""
 
 from __future__ import annotations
 
@@ -11,24 +11,30 @@ from labcore.feed.journey import Journey
 def rerank(
     journeys: list[Journey], limit: int, *, max_per_author: int, out_of_network_share: float
 ) -> list[Journey]:
-    discovery_cap = math.floor(out_of_network_share * limit)
+    page_length = min(limit, len(journeys))  # every candidate fits when the page would be short
+    discovery_cap = math.floor(out_of_network_share * page_length)  # a share of what is returned
     per_author: Counter[str] = Counter()
     discovery = 0
-    kept: list[Journey] = []
+    passed: list[Journey] = []
+    demoted: list[Journey] = []
     # Greedy over the score order (an unscored candidate counts as 0); sorted() is stable, so equal
     # scores keep the retrieval order.
     for journey in sorted(journeys, key=lambda j: j.score or 0.0, reverse=True):
         author = journey.author_id or ""
-        if len(kept) >= limit:
-            journey.dropped = "below_cutoff"
-        elif per_author[author] >= max_per_author:
-            journey.dropped = "author_cap"
+        if per_author[author] >= max_per_author:
+            journey.demoted = "author_cap"
+            demoted.append(journey)
         elif not journey.in_network and discovery >= discovery_cap:
-            journey.dropped = "out_of_network_cap"
+            journey.demoted = "out_of_network_cap"
+            demoted.append(journey)
         else:
-            # A capped post frees its slot for the next best candidate, so the feed stays full.
             per_author[author] += 1
             discovery += 0 if journey.in_network else 1
-            journey.rank = len(kept) + 1
-            kept.append(journey)
-    return kept
+            passed.append(journey)
+    # Demoted posts go below the others, and still fill a page that would otherwise be short.
+    ordered = passed + demoted
+    for rank, journey in enumerate(ordered[:page_length], start=1):
+        journey.rank = rank
+    for journey in ordered[page_length:]:
+        journey.dropped = "below_cutoff"
+    return ordered[:page_length]

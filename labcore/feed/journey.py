@@ -20,7 +20,8 @@ class Journey:
     features: dict[str, Any] = field(default_factory=dict)
     score: float | None = None
     rank: int | None = None
-    dropped: str | None = None  # why stage 4 did not keep it
+    dropped: str | None = None  # why stage 4 did not keep it: below_cutoff (page full) or exploration
+    demoted: str | None = None  # why stage 4 moved it below the others: author_cap or out_of_network_cap
     explored: bool = False  # placed by exploration, not by the ranker (stage4_rerank.explore)
 
     @property

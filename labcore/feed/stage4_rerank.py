@@ -1,7 +1,9 @@
 """Stage 4, re-rank and hydrate: the page a reader gets.
 
-``rerank`` applies author diversity and the in/out-of-network mix over the score order; ``hydrate``
-turns the kept journeys into ``FeedItem`` s (post, author, a presigned media URL).
+``rerank`` applies author diversity and the in/out-of-network mix over the score order — by
+*demoting* (a capped post moves below the others and still fills a short page), never by dropping,
+the way large feeds demote repeated authors; ``hydrate`` turns the kept journeys into ``FeedItem`` s
+(post, author, a presigned media URL).
 
 **Exploration** (``explore``): a small share of feed slots goes to a random candidate instead of the
 ranker's pick (off by default: ``exploration_share`` 0).
@@ -37,29 +39,42 @@ if TYPE_CHECKING:
 def rerank(
     journeys: list[Journey], limit: int, *, max_per_author: int, out_of_network_share: float
 ) -> list[Journey]:
-    """Author diversity and the in/out-of-network mix over the score order; keeps ``limit``.
+    """Author diversity and the in/out-of-network mix over the score order: demote, never starve.
 
-    Sets ``rank`` (1, 2, ...) on each kept journey and ``dropped`` (``below_cutoff``,
-    ``author_cap``, ``out_of_network_cap``) on the others; returns the kept ones in rank order.
+    The page is ``min(limit, len(journeys))`` long — a post is left out only when the page is full.
+    Walking the score order, a post whose author already has ``max_per_author`` posts above it, or a
+    discovery post once ``floor(out_of_network_share × page length)`` are above it, is *demoted*: it
+    moves below every post that passed, in score order, and so still fills a page that would
+    otherwise be short (a reader who follows one author with three new posts sees all three).
+
+    Sets ``rank`` (1, 2, ...) on each kept journey, ``demoted`` (``author_cap`` or
+    ``out_of_network_cap``) on each demoted one, kept or not, and ``dropped = "below_cutoff"`` on
+    those past the page; returns the kept ones in rank order.
     """
+    size = min(limit, len(journeys))
+    out_of_network_cap = math.floor(out_of_network_share * size)
     per_author: dict[str, int] = {}
-    out_of_network_cap = math.floor(out_of_network_share * limit)
     out_of_network = 0
-    kept: list[Journey] = []
+    passed: list[Journey] = []
+    demoted: list[Journey] = []
     for journey in sorted(journeys, key=lambda j: j.score or 0.0, reverse=True):
         author = journey.author_id or ""
-        if len(kept) >= limit:
-            journey.dropped = "below_cutoff"
-        elif per_author.get(author, 0) >= max_per_author:
-            journey.dropped = "author_cap"
+        if per_author.get(author, 0) >= max_per_author:
+            journey.demoted = "author_cap"
+            demoted.append(journey)
         elif not journey.in_network and out_of_network >= out_of_network_cap:
-            journey.dropped = "out_of_network_cap"
+            journey.demoted = "out_of_network_cap"
+            demoted.append(journey)
         else:
             per_author[author] = per_author.get(author, 0) + 1
             out_of_network += 0 if journey.in_network else 1
-            journey.rank = len(kept) + 1
-            kept.append(journey)
-    return kept
+            passed.append(journey)
+    order = passed + demoted
+    for rank, journey in enumerate(order[:size], start=1):
+        journey.rank = rank
+    for journey in order[size:]:
+        journey.dropped = "below_cutoff"
+    return order[:size]
 
 
 def hydrate(stack: Stack, kept: list[Journey], posts: dict[str, Post]) -> list[FeedItem]:

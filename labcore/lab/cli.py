@@ -3,7 +3,7 @@
     feedlab up [--profile embedded|compose] [--foreground]
     feedlab down [--profile embedded|compose]
     feedlab status [--profile embedded|compose]
-    feedlab seed --size tiny|small|medium|large
+    feedlab seed --size tiny|small|medium|large [--no-wait]
     feedlab check [NN ...]
     feedlab grade [NN ...] [--solutions]
     feedlab bench [--case NAME ...] [--size small] [--quick]
@@ -197,7 +197,9 @@ def _compose_status() -> int:
         return ps
     health = _health("http://localhost:8000")
     print(f"api http://localhost:8000: {health['status'] if health else 'not answering'}")
-    return 0 if ps.returncode == 0 and health is not None and health["status"] == "ok" else 1
+    for group, figures in (health or {}).get("backlog", {}).items():
+        print(f"  backlog {group:<18} {_backlog_line(figures)}")
+    return 0 if ps.returncode == 0 and health is not None and health["status"] in ("ok", "catching_up") else 1
 
 
 def cmd_down(args: argparse.Namespace, settings: Settings) -> int:
@@ -236,7 +238,23 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     for name, report in health.get("workers", {}).items():
         print(f"  {name:<14} {json.dumps(report)}")
     print(f"  outbox backlog {health.get('outbox_backlog')}")
-    return 0 if health["status"] == "ok" else 1
+    for group, figures in health.get("backlog", {}).items():
+        print(f"  backlog {group:<18} {_backlog_line(figures)}")
+    # catching_up is a healthy stack with work to do (right after a seed): not a failure
+    return 0 if health["status"] in ("ok", "catching_up") else 1
+
+
+def _backlog_line(figures: dict) -> str:
+    """``1234 events on new-posts, 56.7/s, ready in ~22 s`` (or what is not known yet)."""
+    if figures.get("backlog") is None:
+        return f"unknown (the event log did not answer) on {figures.get('topic')}"
+    line = f"{figures['backlog']} events on {figures.get('topic')}"
+    if figures["backlog"] == 0:
+        return line + ", caught up"
+    if figures.get("rate_per_second"):
+        line += f", {figures['rate_per_second']:.1f}/s"
+    eta = figures.get("eta_seconds")
+    return line + (f", ready in ~{eta:.0f} s" if eta is not None else ", ETA not known yet (ask again)")
 
 
 def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
@@ -247,10 +265,21 @@ def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     with connect(settings) as lab:
         counts = lab.seed(args.size, args.seed, progress=not args.quiet)
-    if "already_seeded" in counts:
-        print(f"the {args.size} world is already loaded")
-    else:
-        print("seeded " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+        if "already_seeded" in counts:
+            print(f"the {args.size} world is already loaded")
+        else:
+            print("seeded " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+        if args.no_wait:
+            return 0
+        # The workers now embed and fan out the world: return once it is ready (discovery works).
+        started = time.monotonic()
+        try:
+            health = lab.wait_until_ready(progress=not args.quiet)
+        except TimeoutError as exc:
+            print(f"the world is not ready: {exc}", file=sys.stderr)
+            return 1
+    if not args.quiet:
+        print(f"ready: every event handled ({time.monotonic() - started:.1f} s), status {health['status']}")
     return 0
 
 
@@ -349,6 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--size", choices=["tiny", "small", "medium", "large"], default="small")
     seed.add_argument("--seed", type=int, default=None)
     seed.add_argument("--quiet", action="store_true")
+    seed.add_argument(
+        "--no-wait", action="store_true", help="return once written, without waiting for the workers to catch up"
+    )
     seed.set_defaults(func=cmd_seed)
 
     check = commands.add_parser("check", help="run every notebook against a fresh stack (papermill)")

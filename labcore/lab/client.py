@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import json
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,6 +144,46 @@ class LabClient:
         model keeps serving."""
         return self._call("PUT", "/admin/serving", json=changes)
 
+    def wait_until_ready(
+        self,
+        groups: Sequence[str] | None = None,
+        *,
+        progress: bool = True,
+        stall_seconds: float = 120.0,
+        interval: float = 0.5,
+    ) -> dict[str, Any]:
+        """Wait, with a progress bar, until the outbox is empty and ``groups`` (default: every consumer
+        group ``/health`` reports) have handled every event; returns the last ``/health``.
+
+        Right after a seed the embedding worker owes minutes of work: discovery and topic similarity
+        need every post's vector. The bar counts events handled since the call; its postfix shows
+        each group's backlog. Gives up only when nothing moved for ``stall_seconds`` (a fresh world
+        on a busy laptop takes minutes; a stopped worker never finishes), with ``TimeoutError``.
+        """
+        from tqdm.auto import tqdm
+
+        peak, best, moved_at = 0, None, time.monotonic()
+        with tqdm(desc="catching up", unit="event", disable=not progress, leave=False) as bar:
+            while True:
+                health = self.health()
+                owed = _owed(health, groups)
+                if owed == 0:
+                    bar.update(peak - bar.n)
+                    return health
+                if owed is not None:
+                    peak = max(peak, owed + bar.n)
+                    bar.total = peak
+                    bar.update(max(0, peak - owed - bar.n))
+                    bar.set_postfix_str(_backlog_summary(health, groups), refresh=False)
+                    if best is None or owed < best:
+                        best, moved_at = owed, time.monotonic()
+                if time.monotonic() - moved_at > stall_seconds:
+                    raise TimeoutError(
+                        f"still {owed} events to handle and no progress for {stall_seconds:.0f} s "
+                        f"({_backlog_summary(health, groups)}); is a worker stopped? {health.get('workers')}"
+                    )
+                time.sleep(interval)
+
     # --- the world ---------------------------------------------------------------------------------
     def seed(self, size: str = "small", seed: int | None = None, progress: bool = True) -> dict[str, int]:
         """Load the deterministic synthetic world through the real write path (once per stack)."""
@@ -175,6 +217,24 @@ class LabClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _owed(health: Mapping[str, Any], groups: Sequence[str] | None) -> int | None:
+    """Events still to publish (outbox) plus to handle (the chosen groups); None when not known."""
+    backlogs = health.get("backlog") or {}
+    chosen = list(backlogs) if groups is None else list(groups)
+    figures = [health.get("outbox_backlog")] + [backlogs.get(g, {}).get("backlog") for g in chosen]
+    return None if any(f is None for f in figures) else sum(figures)
+
+
+def _backlog_summary(health: Mapping[str, Any], groups: Sequence[str] | None) -> str:
+    backlogs = health.get("backlog") or {}
+    parts = [f"outbox {health.get('outbox_backlog')}"]
+    for group, figures in backlogs.items():
+        if groups is None or group in groups:
+            eta = figures.get("eta_seconds")
+            parts.append(f"{group} {figures.get('backlog')}" + (f" (~{eta:.0f}s)" if eta else ""))
+    return ", ".join(parts)
 
 
 def find_runtime_file(settings: Settings) -> Path:

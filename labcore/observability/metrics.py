@@ -72,13 +72,58 @@ CONSUMER_FAILURES = Counter(
 )
 
 
+# --- series that exist before their first event ----------------------------------------------------
+# A labelled series appears only once ``.labels(...)`` is called: before the first feed (or the first
+# fallback, the first failure) it is missing, not zero, and a dashboard shows a gap while an alert on
+# ``rate(feed_fallbacks_total[5m]) > 0`` cannot tell "none" from "no data". Prometheus's guidance
+# ("avoid missing metrics"): create every label value known in advance, at zero. Kept in step with
+# the code that emits them by tests/unit/test_metrics_known_labels.py.
+STAGES = (
+    "stage1_retrieval", "stage2_impression_filtering", "stage3_feature_fetch", "stage3_ranking",
+    "stage4_rerank_hydrate",
+)  # fmt: skip
+SOURCES = ("social", "celebrity", "discovery")
+FALLBACKS = (
+    "mailbox:sql", "vectors:social-only", "olap:redis-recent", "impressions:none", "features:redis-cache",
+    "features:sql", "ranking:recency",
+)  # fmt: skip
+FEATURE_SOURCES = ("feast", "redis-cache", "sql")
+RANKING_ERROR_REASONS = ("timeout", "unreachable")
+DELIVERIES = ("push", "pull")
+OUTBOX_TOPICS = ("new-posts", "engagements")
+CONSUMER_GROUPS = ("fanout", "embedding", "interests", "features", "impressions-loader")
+
+KNOWN_SERIES: tuple[tuple[Counter | Histogram, tuple[tuple[str, ...], ...]], ...] = (
+    (FEED_STAGE_LATENCY, tuple((stage,) for stage in STAGES)),
+    (FEED_CANDIDATES, tuple((source,) for source in SOURCES)),
+    (FEED_FALLBACKS, tuple((fallback.split(":")[0], fallback) for fallback in FALLBACKS)),
+    (FEATURE_FETCH, tuple((source,) for source in FEATURE_SOURCES)),
+    (RANKING_ERRORS, tuple((reason,) for reason in RANKING_ERROR_REASONS)),
+    (POST_INGESTION, tuple((delivery,) for delivery in DELIVERIES)),
+    (FANOUT_POSTS, tuple((delivery,) for delivery in DELIVERIES)),
+    (OUTBOX_PUBLISHED, tuple((topic,) for topic in OUTBOX_TOPICS)),
+    (EVENTS_HANDLED, tuple((group,) for group in CONSUMER_GROUPS)),
+    (CONSUMER_FAILURES, tuple((group,) for group in CONSUMER_GROUPS)),
+)
+
+
+def declare_known_series() -> None:
+    """Create every known label value's series (at zero); idempotent, so any exposition may call it.
+    ``ranking_latency_seconds{model}`` is declared by the ranking service for the models it serves."""
+    for metric, label_values in KNOWN_SERIES:
+        for values in label_values:
+            metric.labels(*values)
+
+
 def exposition() -> tuple[bytes, str]:
     """The Prometheus text format of every metric in this process, and its content type."""
+    declare_known_series()
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
 
 def serve_metrics(port: int, host: str) -> None:
     """Serve ``/metrics`` from a background thread (worker processes have no HTTP app of their own)."""
+    declare_known_series()
     start_http_server(port, addr=host)
 
 

@@ -239,10 +239,12 @@ def discovery_frame(
             "content": (content or {}).get(j["post_id"], "")[:70],
             "rank in feed": j.get("rank"),
             "dropped": j.get("dropped") or j.get("filtered"),
+            "demoted": j.get("demoted"),  # below the others (out_of_network_cap...), on the page if room
         }
         for j in discovery_top(journeys, k)
     ]
-    frame = pd.DataFrame(rows, columns=["post_id", "similarity", "topic", "content", "rank in feed", "dropped"])
+    columns = ["post_id", "similarity", "topic", "content", "rank in feed", "dropped", "demoted"]
+    frame = pd.DataFrame(rows, columns=columns)
     return frame.astype({"rank in feed": "Int64"})  # a missing rank stays <NA>, not a float NaN
 
 
@@ -258,25 +260,16 @@ def least_shown_topic(shown: Mapping[str, int], topic_of: Mapping[str, str]) -> 
 # --- Live: likes move the interest vector ------------------------------------------------------------
 
 
-def wait_until_embedded(lab: LabClient, *, stall_seconds: float = 60.0, interval: float = 0.5) -> int:
-    """Wait until the vector store holds a vector for every post in SQL; returns the post count.
+def wait_until_embedded(lab: LabClient, *, stall_seconds: float = 120.0, progress: bool = True) -> int:
+    """Wait, with a progress bar, until the embedding worker has handled every new post (every post
+    has its vector: discovery and topic similarity need them); returns the post count.
 
-    Counts the store itself rather than the embedding worker's counter, which restarts at zero with
-    the stack. Gives up only when the count stops growing for ``stall_seconds``: a fresh ``small``
-    world on a busy laptop can take minutes, a stuck worker should not.
+    ``lab.wait_until_ready(["embedding"])``: the embedding group's backlog on the event log (plus the
+    outbox) reaching zero, which ``/health`` reports; gives up when it stops shrinking for
+    ``stall_seconds`` (a fresh ``small`` world on a busy laptop takes minutes, a stuck worker never ends).
     """
-    posts_total = lab.store.counts()["posts"]
-    best, progress_at = -1, time.monotonic()
-    while (embedded := lab.inspect("vectors", limit=1)["count"]) < posts_total:
-        if embedded > best:
-            best, progress_at = embedded, time.monotonic()
-        elif time.monotonic() - progress_at > stall_seconds:
-            raise TimeoutError(
-                f"{embedded} of {posts_total} posts embedded and no progress for {stall_seconds:.0f} s;"
-                f" is the embedding worker running? {lab.services()}"
-            )
-        time.sleep(interval)
-    return posts_total
+    lab.wait_until_ready(["embedding"], progress=progress, stall_seconds=stall_seconds)
+    return lab.store.counts()["posts"]
 
 
 def interest_vector(lab: LabClient, user_id: str) -> np.ndarray | None:

@@ -173,7 +173,9 @@ def feed_cards(feed: Mapping[str, Any], now: datetime | None = None) -> ipywidge
 
 # --- the explain view -------------------------------------------------------------------------------
 def journeys_frame(explain: Mapping[str, Any]) -> pd.DataFrame:
-    """One row per candidate: source, why it was filtered or dropped, score, rank, and its features."""
+    """One row per candidate: source, why it was filtered or dropped, whether stage 4 demoted it (a
+    demoted post is moved below the others, and still on the page when there is room), score, rank,
+    and its features."""
     import pandas as pd
 
     rows = []
@@ -184,6 +186,7 @@ def journeys_frame(explain: Mapping[str, Any]) -> pd.DataFrame:
                 "post_id": j["post_id"][:8],
                 "source": j["source"],
                 "outcome": outcome,
+                "demoted": j.get("demoted"),
                 "rank": j.get("rank"),
                 "score": j.get("score"),
                 **{k: v for k, v in (j.get("features") or {}).items()},
@@ -238,7 +241,7 @@ def candidate_funnel(explain: Mapping[str, Any]) -> go.Figure:
 
 
 def journey_links(explain: Mapping[str, Any]) -> dict[tuple[str, str], int]:
-    """Sankey edges ``(from, to) -> count``: source → stage-2 verdict → final outcome."""
+    """Sankey edges ``(from, to) -> count``: source → stage-2 verdict → (demoted →) final outcome."""
     links: dict[tuple[str, str], int] = {}
 
     def add(a: str, b: str) -> None:
@@ -251,10 +254,15 @@ def journey_links(explain: Mapping[str, Any]) -> dict[tuple[str, str], int]:
         add(j["source"], "not seen")
         if j.get("filtered"):
             add("not seen", str(j["filtered"]).replace("_", " "))
-        elif j.get("rank") is not None:
-            add("not seen", "in the feed")
+            continue
+        step = "not seen"
+        if j.get("demoted"):  # moved below the others by a diversity cap; on the page if there was room
+            step = "demoted: " + str(j["demoted"]).replace("_", " ")
+            add("not seen", step)
+        if j.get("rank") is not None:
+            add(step, "in the feed")
         else:
-            add("not seen", str(j.get("dropped") or "dropped").replace("_", " "))
+            add(step, str(j.get("dropped") or "dropped").replace("_", " "))
     return links
 
 

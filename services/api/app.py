@@ -1,7 +1,7 @@
 """The public API (port 8000): a thin FastAPI layer over labcore.
 
 Routes parse, call labcore and map the lab's errors to HTTP statuses here, in one place — never a
-500 for bad input. OpenAPI docs at ``/docs``.
+500 for bad input. OpenAPI docs at ``/docs`` (Swagger UI served from this process: works offline).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 
 from labcore.bootstrap import Stack
 from labcore.errors import BackendUnavailable, Conflict, Forbidden, InvalidInput, LabError, NotFound, TooLarge
@@ -75,7 +76,10 @@ def create_app(
     pipeline: FeedPipeline | None = None,
     control: ServiceControl | None = None,
 ) -> FastAPI:
-    app = FastAPI(
+    # FastAPI's "self-hosting JavaScript and CSS for docs": /docs and /redoc load Swagger UI and ReDoc
+    # from the installed fastapi-offline package (under /static-offline-docs), never from a CDN, so
+    # the docs render on an offline laptop.
+    app = FastAPIOffline(
         title="Social Feed Lab API",
         version="0.1.0",
         description="Write path, fan-out and the feed of the Social Feed Lab.",

@@ -58,6 +58,17 @@ class UserPublic(BaseModel):
     created_at: datetime
 
 
+class UserPage(BaseModel):
+    """One page of a user's followers or following: ``limit``/``offset`` pagination, newest follow first."""
+
+    user_id: str
+    items: list[UserPublic]
+    total: int = Field(description="how many in all")
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="the offset of the next page; null on the last page")
+
+
 class FollowRequest(RequestBody):
     follower_id: str = _ID
     followee_id: str = _ID
@@ -79,6 +90,8 @@ class PostCreate(RequestBody):
 class PostPublic(BaseModel):
     post_id: str
     user_id: str
+    username: str = Field(description="the author's")
+    display_name: str = Field(description="the author's")
     content: str
     media_url: str | None
     media_type: str | None
@@ -138,7 +151,13 @@ class JourneyPublic(BaseModel):
     score: float | None
     rank: int | None = Field(description="final position, 1-based, if it made the feed")
     dropped: str | None = Field(
-        description="why stage 4 left it out: author_cap, out_of_network_cap, below_cutoff, exploration"
+        description="why stage 4 left it out: below_cutoff (the page is full) or exploration (an explored "
+        "candidate took its slot)"
+    )
+    demoted: str | None = Field(
+        default=None,
+        description="why stage 4 moved it below the posts that passed the diversity rules: author_cap or "
+        "out_of_network_cap. A demoted post still has a rank when the page had room for it",
     )
     explored: bool = Field(default=False, description="placed by exploration, not by the ranker")
 
@@ -157,9 +176,22 @@ class ImpressionsRecorded(BaseModel):
     recorded: int
 
 
+class GroupBacklogPublic(BaseModel):
+    topic: str
+    backlog: int | None = Field(description="events of the topic this group has not handled yet (null: log unreachable)")
+    rate_per_second: float | None = Field(description="events handled per second recently (null: not measured yet)")
+    eta_seconds: float | None = Field(description="backlog / rate: when it should have caught up (null: unknown)")
+
+
 class Health(BaseModel):
-    status: str = Field(examples=["ok", "degraded"])
+    status: str = Field(
+        examples=["ok", "catching_up", "degraded"],
+        description="degraded: a component is down; catching_up: all up, but events are still waiting to be "
+        "published (outbox) or handled (backlog) — e.g. discovery lacks embeddings right after a seed; ok: neither",
+    )
+    ready: bool = Field(default=False, description="no outbox backlog and no consumer group backlog")
     profile: str
     components: dict[str, str]
     workers: dict[str, dict[str, object]] = {}
     outbox_backlog: int | None = None
+    backlog: dict[str, GroupBacklogPublic] = Field(default={}, description="per consumer group")

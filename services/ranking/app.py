@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException
+from fastapi_offline import FastAPIOffline
 from opentelemetry import trace
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -78,7 +79,10 @@ def create_app(
             models = load_models(split, models_dir)
         except ValueError as exc:
             raise SystemExit(str(exc)) from exc
-    app = FastAPI(title="Social Feed Lab ranking", version="0.1.0", telemetry=FASTAPI_TELEMETRY)
+    for version in models:  # ranking_latency_seconds{model} at zero before the first /rank
+        metrics.RANKING_LATENCY.labels(version)
+    # /docs with Swagger UI's files from the installed fastapi-offline package, not a CDN (offline laptops)
+    app = FastAPIOffline(title="Social Feed Lab ranking", version="0.1.0", telemetry=FASTAPI_TELEMETRY)
 
     @app.post("/rank", response_model=RankResponse)
     def rank(body: RankRequest) -> RankResponse:

@@ -261,6 +261,26 @@ def test_tail_returns_the_newest_oldest_first(backend: Backend, topic: str) -> N
     assert numbers(log.tail(topic, 100)) == list(range(12))
 
 
+# --- backlog ---------------------------------------------------------------------------------------
+
+
+def test_backlog_counts_what_the_group_has_not_acked(backend: Backend, topic: str) -> None:
+    log = backend.log()
+    consumer = backend.subscribe(log, topic, "g", "c1")
+    backend.settle([consumer])
+    assert log.backlog(topic, "g") == 0
+    publish_numbered(log, topic, ["a", "b", "c", "d", "e"], 12)
+
+    assert log.backlog(topic, "g") == 12, "published, not delivered"
+    assert log.backlog(topic, "never-joined") == 12, "a new group starts from the earliest record"
+    delivered = drain(consumer, 12, ack=False)
+    assert len(delivered) == 12
+    assert log.backlog(topic, "g") == 12, "delivered but not acked is still owed"
+    consumer.ack(delivered)
+    assert log.backlog(topic, "g") == 0
+    assert log.backlog(f"{topic}-empty", "g") == 0
+
+
 def test_unreachable_redis_raises_backend_unavailable() -> None:
     log = RedisStreamsEventLog.from_url(f"redis://127.0.0.1:{free_port()}/0", PARTITIONS)
     try:
@@ -271,5 +291,7 @@ def test_unreachable_redis_raises_backend_unavailable() -> None:
             log.subscribe("t", "g", "c1")
         with pytest.raises(BackendUnavailable):
             log.tail("t")
+        with pytest.raises(BackendUnavailable):
+            log.backlog("t", "g")
     finally:
         log.close()

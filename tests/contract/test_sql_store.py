@@ -53,6 +53,24 @@ def test_follow_is_idempotent_and_counted(store: SqlStore) -> None:
     assert store.get_user(alice).follower_count == 0
 
 
+def test_followers_and_following_come_in_pages_newest_first(store: SqlStore) -> None:
+    alice, bob, carol, dave = _users(store, "alice", "bob", "carol", "dave")
+    for follower in (bob, carol, dave):  # microsecond timestamps: dave's edge is the newest
+        store.follow(follower, alice)
+    store.follow(alice, bob)
+
+    first, total = store.connections(alice, "followers", limit=2)
+    assert ([u.username for u in first], total) == (["dave", "carol"], 3)
+    rest, _ = store.connections(alice, "followers", limit=2, offset=2)
+    assert [u.username for u in rest] == ["bob"]
+    assert store.connections(alice, "followers", limit=2, offset=3) == ([], 3)
+    following, total = store.connections(alice, "following", limit=10)
+    assert ([u.username for u in following], total) == (["bob"], 1)
+    assert store.connections(dave, "followers", limit=10) == ([], 0)
+    with pytest.raises(NotFound):
+        store.connections("ghost", "following", limit=10)
+
+
 @pytest.mark.parametrize(
     ("follower", "followee", "error"),
     [("id-alice", "id-alice", InvalidInput), ("id-alice", "ghost", NotFound), ("ghost", "id-alice", NotFound)],

@@ -30,6 +30,7 @@ def test_walkthrough_steps_1_to_7_run_verbatim(running_stack: RunningStack) -> N
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert '"status":"following"' in out
+    assert '"total":1' in out and '"username":"bob"' in out and '"username":"alice"' in out, "followers/following"
     assert '"status":"liked"' in out
     assert "GET media -> 200 image/png" in out
     assert '"candidates_social": 1' in out

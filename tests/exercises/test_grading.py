@@ -252,7 +252,7 @@ def summary(result: FeedResult) -> dict[str, Any]:
         "feature_source": result.feature_source,
         "journeys": [
             (
-                j.post_id, j.source, j.filtered, j.dropped, j.rank,
+                j.post_id, j.source, j.filtered, j.dropped, j.rank, j.demoted,
                 {k: round(v, 6) if isinstance(v, float) else v for k, v in sorted(j.features.items())},
             )
             for j in sorted(result.journeys, key=lambda j: j.post_id)
@@ -293,8 +293,8 @@ def test_the_solutions_plugged_in_build_the_same_feed_as_labcore(tmp_path: Path,
     assert theirs["fallbacks"] == ["features:redis-cache"] and theirs["feature_source"] == "redis-cache"
     assert journeys["alice-0"][2] == "seen_in_24h" and journeys["bob-0"][2] is None
     assert journeys["star-0"][1] == "celebrity" and journeys["carol-2"][1] == "discovery"
-    assert any(j[3] == "author_cap" for j in journeys.values())
-    assert journeys["alice-3"][5]["affinity_score"] > 0 and journeys["alice-3"][5]["topic_similarity"] is not None
+    assert any(j[5] == "author_cap" for j in journeys.values())
+    assert journeys["alice-3"][6]["affinity_score"] > 0 and journeys["alice-3"][6]["topic_similarity"] is not None
     assert len(theirs["items"]) == 6
     # ...and the solutions' feed is labcore's, to the candidate
     assert mine == theirs

@@ -84,6 +84,6 @@ def test_redis_outage_loses_no_acknowledged_write_and_feeds_recover_by_themselve
 
         wait_for(lambda: not missing(), "every acknowledged post is in every mailbox", timeout=30)
         assert lab.store.get_posts(list(acked)).keys() == acked
-        assert lab.health()["status"] == "ok"
+        assert lab.wait_until_ready(progress=False, stall_seconds=30)["status"] == "ok"
     finally:
         lab.close()

@@ -86,7 +86,7 @@ def test_sigkilled_runtime_comes_back_with_its_data(tmp_path: Path) -> None:
             assert lab.inspect("outbox", limit=1)["backlog"] == 0
             feed = lab.feed(readers[-1])
             assert feed["items"] and feed["fallbacks"] == [] and feed["model_version"] == "formula-v1"
-            assert lab.health()["status"] == "ok"
+            assert lab.wait_until_ready(progress=False, stall_seconds=30)["status"] == "ok"
     finally:
         down = stack.feedlab("down")
         assert down.returncode == 0, down.stderr

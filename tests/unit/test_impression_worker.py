@@ -39,6 +39,9 @@ class FakeEventLog(EventLog):
     def tail(self, topic: str, count: int = 10) -> list[Record]:
         raise NotImplementedError
 
+    def backlog(self, topic: str, group: str) -> int:
+        raise NotImplementedError
+
     def health(self) -> None:
         pass
 

@@ -282,30 +282,22 @@ def test_like_explorer_builds_headless_and_its_button_likes(world: Any) -> None:
 
 
 class EmbeddingLab:
-    """The vector count grows by ``step`` per read up to ``stop_at``; SQL holds ``posts`` posts."""
+    """Records how it was asked to wait; SQL holds ``posts`` posts."""
 
-    def __init__(self, posts: int, step: int, stop_at: int) -> None:
-        self.posts, self.step, self.stop_at, self.count = posts, step, stop_at, 0
+    def __init__(self, posts: int) -> None:
+        self.posts = posts
         self.store = self
+        self.waited: list[tuple[Any, ...]] = []
 
     def counts(self) -> dict[str, int]:
         return {"posts": self.posts}
 
-    def inspect(self, what: str, **_params: Any) -> dict[str, Any]:
-        assert what == "vectors"
-        self.count = min(self.stop_at, self.count + self.step)
-        return {"count": self.count}
-
-    def services(self) -> dict[str, str]:
-        return {"embedding-worker": "stopped"}
+    def wait_until_ready(self, groups: list[str], *, progress: bool, stall_seconds: float) -> dict[str, Any]:
+        self.waited.append((groups, progress, stall_seconds))
+        return {"status": "ok"}
 
 
-def test_wait_until_embedded_waits_while_the_count_grows() -> None:
-    lab: Any = EmbeddingLab(posts=10, step=2, stop_at=10)
-    assert discovery.wait_until_embedded(lab, stall_seconds=1, interval=0) == 10 and lab.count == 10
-
-
-def test_wait_until_embedded_gives_up_when_the_count_stalls() -> None:
-    lab: Any = EmbeddingLab(posts=10, step=2, stop_at=6)
-    with pytest.raises(TimeoutError, match="6 of 10 posts embedded"):
-        discovery.wait_until_embedded(lab, stall_seconds=0.2, interval=0.01)
+def test_wait_until_embedded_waits_for_the_embedding_group_with_a_bar() -> None:
+    lab: Any = EmbeddingLab(posts=10)
+    assert discovery.wait_until_embedded(lab, stall_seconds=5) == 10
+    assert lab.waited == [(["embedding"], True, 5)]

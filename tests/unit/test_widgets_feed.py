@@ -175,9 +175,10 @@ EXPLAIN = {
     "journeys": [
         journey("s1", "social", rank=1, score=0.9),
         journey("s2", "social", filtered="seen_in_24h", score=None, features={}),
-        journey("s3", "social", dropped="author_cap", score=0.4),
+        journey("s3", "social", demoted="author_cap", dropped="below_cutoff", score=0.4),
         journey("c1", "celebrity", rank=2, score=0.8),
-        journey("d1", "discovery", dropped="out_of_network_cap", score=0.7),
+        journey("d1", "discovery", demoted="out_of_network_cap", dropped="below_cutoff", score=0.7),
+        journey("d4", "discovery", demoted="out_of_network_cap", rank=4, score=0.65),
         journey("d2", "discovery", filtered="post_missing", score=None, features={}),
         journey("d3", "discovery", rank=3, score=0.6),
     ]
@@ -187,17 +188,20 @@ EXPLAIN = {
 def test_stage_counts_shrink_stage_by_stage_per_source() -> None:
     counts = stage_counts(EXPLAIN)
     assert list(counts) == list(FUNNEL_STAGES)
-    assert counts["1 retrieved"] == {"social": 3, "celebrity": 1, "discovery": 3}
-    assert counts["2 not seen in 24 h"] == {"social": 2, "celebrity": 1, "discovery": 3}
-    assert counts["3 scored"] == {"social": 2, "celebrity": 1, "discovery": 2}
-    assert counts["4 in the feed"] == {"social": 1, "celebrity": 1, "discovery": 1}
+    assert counts["1 retrieved"] == {"social": 3, "celebrity": 1, "discovery": 4}
+    assert counts["2 not seen in 24 h"] == {"social": 2, "celebrity": 1, "discovery": 4}
+    assert counts["3 scored"] == {"social": 2, "celebrity": 1, "discovery": 3}
+    assert counts["4 in the feed"] == {"social": 1, "celebrity": 1, "discovery": 2}
 
 
 def test_journey_links_route_every_candidate_to_one_outcome() -> None:
     links = journey_links(EXPLAIN)
     assert links[("social", "seen in 24 h")] == 1
     assert links[("not seen", "in the feed")] == 3
-    assert links[("not seen", "author cap")] == 1 and links[("not seen", "out of network cap")] == 1
+    assert links[("not seen", "demoted: author cap")] == 1 and links[("not seen", "demoted: out of network cap")] == 2
+    assert links[("demoted: author cap", "below cutoff")] == 1
+    assert links[("demoted: out of network cap", "below cutoff")] == 1
+    assert links[("demoted: out of network cap", "in the feed")] == 1, "demoted, not dropped: room on the page"
     assert links[("not seen", "post missing")] == 1
     into_outcomes = sum(v for (a, _), v in links.items() if a == "not seen")
     assert into_outcomes + links[("social", "seen in 24 h")] == len(EXPLAIN["journeys"])
@@ -213,8 +217,9 @@ def test_figures_build_from_an_explain() -> None:
 
 def test_journeys_frame_lists_the_feed_first_with_outcomes_and_features() -> None:
     frame = journeys_frame(EXPLAIN)
-    assert list(frame["rank"][:3]) == [1, 2, 3]
-    assert set(frame["outcome"]) == {"in feed", "seen_in_24h", "author_cap", "out_of_network_cap", "post_missing"}
+    assert list(frame["rank"][:4]) == [1, 2, 3, 4]
+    assert set(frame["outcome"]) == {"in feed", "seen_in_24h", "below_cutoff", "post_missing"}
+    assert frame["demoted"][3] == "out_of_network_cap", "rank 4 is on the page although demoted"
     assert "topic_similarity" in frame.columns
 
 

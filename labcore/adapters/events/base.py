@@ -43,6 +43,12 @@ class EventLog(ABC):
         """Join ``group`` as ``consumer``; unacked records of a crashed consumer come back."""
 
     @abstractmethod
+    def backlog(self, topic: str, group: str) -> int:
+        """How many records of ``topic`` ``group`` has not acked yet: not delivered (the lag) plus
+        delivered but unacked. A group no consumer has joined yet owes every record (it starts from
+        the earliest). What ``/health`` reports as "the world is not ready yet"."""
+
+    @abstractmethod
     def tail(self, topic: str, count: int = 10) -> list[Record]:
         """The newest ``count`` records across partitions, oldest first (for inspection only)."""
 

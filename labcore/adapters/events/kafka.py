@@ -30,6 +30,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import OffsetSpec
 from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 from kafka.serializer import DefaultSerializer, JsonSerializer
 from kafka.structs import OffsetAndMetadata
@@ -111,6 +112,23 @@ class KafkaEventLog(EventLog):
                 **self._consumer_config(),
             )
         return KafkaSubscription(kafka_consumer, self._bootstrap, self._timeout_ms)
+
+    def backlog(self, topic: str, group: str) -> int:
+        """Per partition: the log-end offset minus the group's committed offset (its consumer lag).
+        A partition the group never committed is read from the earliest offset, so it owes
+        everything from there."""
+        self._ensure_topic(topic)
+        partitions = [TopicPartition(topic, p) for p in range(self._partitions)]
+        with self._kafka_errors():
+            committed = self._admin.list_group_offsets({group: partitions}).get(group, {})
+            latest = self._admin.list_partition_offsets({tp: OffsetSpec.LATEST for tp in partitions})
+            earliest = self._admin.list_partition_offsets({tp: OffsetSpec.EARLIEST for tp in partitions})
+        total = 0
+        for tp in partitions:
+            position = committed[tp].offset if tp in committed and committed[tp].offset >= 0 else -1
+            start = earliest[tp].offset if position < 0 else position
+            total += max(0, latest[tp].offset - start)
+        return total
 
     def tail(self, topic: str, count: int = 10) -> list[Record]:
         if count <= 0:

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -213,6 +213,29 @@ class SqlStore:
             return list(
                 conn.scalars(sa.select(follows.c.followee_id).where(follows.c.follower_id == user_id))
             )
+
+    def connections(
+        self, user_id: str, direction: Literal["followers", "following"], *, limit: int, offset: int = 0
+    ) -> tuple[list[User], int]:
+        """One page of ``user_id``'s followers (who follow them) or following (whom they follow),
+        newest edge first (ties by user id, so pages are stable), and the total; ``NotFound`` for an
+        unknown user."""
+        if direction == "followers":
+            mine, theirs = follows.c.followee_id, follows.c.follower_id
+        else:
+            mine, theirs = follows.c.follower_id, follows.c.followee_id
+        with self._tx() as conn:
+            self._require_users(conn, user_id)
+            total = conn.scalar(sa.select(sa.func.count()).select_from(follows).where(mine == user_id)) or 0
+            rows = conn.execute(
+                sa.select(users)
+                .join(follows, users.c.id == theirs)
+                .where(mine == user_id)
+                .order_by(follows.c.created_at.desc(), users.c.id)
+                .limit(limit)
+                .offset(offset)
+            )
+            return [_user(row) for row in rows], total
 
     # --- posts and likes -------------------------------------------------------------------------
     def add_post(self, post: Post, events: Sequence[OutboxEntry]) -> Post:

@@ -67,6 +67,7 @@ def explain(pipeline: PipelineDep, user_id: UserId, limit: Limit = None) -> Feed
             score=j.score,
             rank=j.rank,
             dropped=j.dropped,
+            demoted=j.demoted,
             explored=j.explored,
         )
         for j in result.journeys

@@ -3,8 +3,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from labcore.errors import LabError
+from labcore.workers.backlog import BacklogTracker, consumer_groups, is_ready
 from services.api.deps import StackDep
-from services.api.schemas import Health
+from services.api.schemas import GroupBacklogPublic, Health
 
 router = APIRouter(tags=["health"])
 
@@ -19,7 +20,10 @@ def _check(probe) -> str:  # noqa: ANN001 - any zero-argument callable
 
 @router.get("/health", response_model=Health)
 def health(stack: StackDep, request: Request) -> Health:
-    """Each component's state; ``degraded`` (still 200) when any is down, so the feed keeps serving."""
+    """Each component's state, the outbox and every consumer group's backlog (with an ETA).
+
+    Always 200, so the feed keeps serving: ``degraded`` when a component is down, else ``catching_up``
+    while events wait to be published or handled, else ``ok``."""
     components = {
         "sql": _check(stack.store.health),
         "redis": _check(stack.mailboxes.ping),
@@ -35,7 +39,26 @@ def health(stack: StackDep, request: Request) -> Health:
     except LabError:
         backlog = None
     workers = {name: report() for name, report in getattr(request.app.state, "workers", {}).items()}
-    status = "ok" if all(v == "ok" for v in components.values()) else "degraded"
+    tracker = getattr(request.app.state, "backlog", None)
+    if tracker is None:  # one per app: the ETA needs the samples of earlier calls
+        tracker = request.app.state.backlog = BacklogTracker(stack.events, consumer_groups(stack.settings))
+    groups = tracker.report()
+    ready = is_ready(groups, backlog)
+    if not all(v == "ok" for v in components.values()):
+        status = "degraded"
+    else:
+        status = "ok" if ready else "catching_up"
     return Health(
-        status=status, profile=stack.settings.profile, components=components, workers=workers, outbox_backlog=backlog
+        status=status,
+        ready=ready,
+        profile=stack.settings.profile,
+        components=components,
+        workers=workers,
+        outbox_backlog=backlog,
+        backlog={
+            name: GroupBacklogPublic(
+                topic=g.topic, backlog=g.backlog, rate_per_second=g.rate_per_second, eta_seconds=g.eta_seconds
+            )
+            for name, g in groups.items()
+        },
     )

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from labcore.domain import Post
+from labcore.domain import Post, User
 from labcore.errors import InvalidInput
 from labcore.write.posts import WritePath
 from services.api.deps import StackDep, WritesDep
@@ -11,10 +11,12 @@ from services.api.schemas import LikeRequest, LikeResult, PostCreate, PostPublic
 router = APIRouter(prefix="/posts", tags=["posts"])
 
 
-def post_public(post: Post, writes: WritePath) -> PostPublic:
+def post_public(post: Post, author: User, writes: WritePath) -> PostPublic:
     return PostPublic(
         post_id=post.id,
         user_id=post.author_id,
+        username=author.username,
+        display_name=author.display_name,
         content=post.content,
         media_url=writes.media_url(post),
         media_type=post.media_type,
@@ -25,15 +27,16 @@ def post_public(post: Post, writes: WritePath) -> PostPublic:
 
 
 @router.post("/", status_code=status.HTTP_201_CREATED, response_model=PostPublic)
-def create_post(body: PostCreate, writes: WritesDep) -> PostPublic:
+def create_post(body: PostCreate, stack: StackDep, writes: WritesDep) -> PostPublic:
     """Create a post (optionally with base64 media); fan-out and embedding follow asynchronously."""
     post = writes.create_post(body.user_id, body.content, body.media_base64, body.media_type)
-    return post_public(post, writes)
+    return post_public(post, stack.store.get_user(post.author_id), writes)
 
 
 @router.get("/{post_id}", response_model=PostPublic)
 def get_post(post_id: str, stack: StackDep, writes: WritesDep) -> PostPublic:
-    return post_public(stack.store.get_post(post_id), writes)
+    post = stack.store.get_post(post_id)
+    return post_public(post, stack.store.get_user(post.author_id), writes)
 
 
 @router.post(

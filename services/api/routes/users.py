@@ -1,10 +1,13 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from typing import Annotated, Literal
 
+from fastapi import APIRouter, Query, Response, status
+
+from labcore.bootstrap import Stack
 from labcore.domain import User
 from services.api.deps import StackDep, WritesDep
-from services.api.schemas import FollowRequest, FollowResult, UserCreate, UserPublic
+from services.api.schemas import ErrorPublic, FollowRequest, FollowResult, UserCreate, UserPage, UserPublic
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -29,6 +32,35 @@ def create_user(body: UserCreate, writes: WritesDep) -> UserPublic:
 @router.get("/{user_id}", response_model=UserPublic)
 def get_user(user_id: str, stack: StackDep) -> UserPublic:
     return user_public(stack.store.get_user(user_id))
+
+
+PageLimit = Annotated[int, Query(ge=1, le=200, description="users per page")]
+PageOffset = Annotated[int, Query(ge=0, le=1_000_000, description="users to skip (the previous page's next_offset)")]
+NOT_FOUND = {404: {"model": ErrorPublic, "description": "unknown user"}}
+
+
+def _page(stack: Stack, user_id: str, direction: Literal["followers", "following"], limit: int, offset: int) -> UserPage:
+    found, total = stack.store.connections(user_id, direction, limit=limit, offset=offset)
+    return UserPage(
+        user_id=user_id,
+        items=[user_public(user) for user in found],
+        total=total,
+        limit=limit,
+        offset=offset,
+        next_offset=offset + len(found) if offset + len(found) < total else None,
+    )
+
+
+@router.get("/{user_id}/followers", response_model=UserPage, responses=NOT_FOUND)
+def followers(user_id: str, stack: StackDep, limit: PageLimit = 50, offset: PageOffset = 0) -> UserPage:
+    """Who follows ``user_id``, newest first; ``limit``/``offset`` pages (``next_offset`` is the next)."""
+    return _page(stack, user_id, "followers", limit, offset)
+
+
+@router.get("/{user_id}/following", response_model=UserPage, responses=NOT_FOUND)
+def following(user_id: str, stack: StackDep, limit: PageLimit = 50, offset: PageOffset = 0) -> UserPage:
+    """Whom ``user_id`` follows, newest first; ``limit``/``offset`` pages (``next_offset`` is the next)."""
+    return _page(stack, user_id, "following", limit, offset)
 
 
 @router.post(
