@@ -32,7 +32,8 @@ import uvicorn
 
 from labcore import extensions
 from labcore.ab_split import AbSplit
-from labcore.adapters.redis.server import EmbeddedRedis, free_port
+from labcore.engines.redis import EmbeddedRedis
+from labcore.engines.process import free_port
 from labcore.bootstrap import Stack, build_stack
 from labcore.consumer import ConsumerLoop
 from labcore.domain import TOPIC_IMPRESSIONS, TOPIC_NEW_POSTS

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import redis
 
-from labcore.adapters.redis.server import free_port
+from labcore.engines.process import free_port
 from labcore.adapters.sql.store import SqlStore
 from labcore.domain import Post, to_epoch, utcnow
 from labcore.errors import BackendUnavailable

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import httpx
 
-from labcore.adapters.redis.server import EmbeddedRedis, free_port
+from labcore.engines.redis import EmbeddedRedis
+from labcore.engines.process import free_port
 from labcore.bootstrap import build_stack
 from labcore.outbox import OutboxRelay
 from labcore.settings import Settings
