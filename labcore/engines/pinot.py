@@ -123,7 +123,8 @@ class Pinot:
     def _command(self, libs: Path, role: str, heap: str, *args: str) -> ChildProcess:
         folder = self.run_dir / "pinot"
         argv = [self.java, "-Xms256m", f"-Xmx{heap}", *JVM_FLAGS, "-cp", f"{libs}/*", MAIN, *args]
-        return ChildProcess(f"pinot-{role}", argv, folder)
+        # cwd: Pinot's bundled log4j2 config also writes logs/ relative to it.
+        return ChildProcess(f"pinot-{role}", argv, folder, cwd=folder)
 
     def start(self, timeout: float = 240.0) -> Pinot:
         libs = self.fetch()
