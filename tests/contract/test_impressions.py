@@ -1,8 +1,9 @@
 """One contract for every ImpressionStore: DuckDB (a file), the Redis fallback (both Redis servers),
 and Pinot when reachable.
 
-Pinot runs only when ``FEEDLAB_TEST_PINOT_URL`` names a reachable broker whose ``impressions`` table
-consumes the Kafka broker at ``FEEDLAB_TEST_KAFKA_BOOTSTRAP`` (the compose stack); impressions are
+Pinot runs against ``FEEDLAB_TEST_PINOT_URL`` when it and ``FEEDLAB_TEST_KAFKA_BOOTSTRAP`` are set (the
+compose stack: a broker whose ``impressions`` table consumes that Kafka), else against the session's
+real Pinot and Kafka engines (``labcore.engines``, the same table config); impressions are
 loaded the way production loads them — published on the topic — and awaited until Pinot serves them.
 DuckDB and Pinot need no Redis, so like Kafka in the event-log contract they run once, under the
 ``embedded`` id. Every test uses fresh user ids, so a shared Pinot table does not leak between tests.
@@ -25,9 +26,10 @@ import redis
 from labcore.adapters.impressions.base import ImpressionStore
 from labcore.adapters.impressions.duckdb import DuckdbImpressions
 from labcore.adapters.impressions.redis_recent import RedisRecentImpressions, seen_key
-from labcore.adapters.redis.server import free_port
 from labcore.domain import ImpressionLogged
+from labcore.engines.process import free_port
 from labcore.errors import BackendUnavailable
+from tests.conftest import _unreachable as unreachable
 
 PINOT_URL = os.environ.get("FEEDLAB_TEST_PINOT_URL")
 KAFKA_BOOTSTRAP = os.environ.get("FEEDLAB_TEST_KAFKA_BOOTSTRAP")
@@ -93,12 +95,15 @@ def backend(request: pytest.FixtureRequest, redis_url: str, tmp_path: Path) -> I
         if request.param == "duckdb":
             chosen = duckdb_backend(tmp_path / "olap" / "impressions.duckdb")
         else:
-            if not (PINOT_URL and KAFKA_BOOTSTRAP):
-                pytest.skip("FEEDLAB_TEST_PINOT_URL and FEEDLAB_TEST_KAFKA_BOOTSTRAP not both set: no Pinot")
+            if PINOT_URL and KAFKA_BOOTSTRAP:  # the compose stack
+                broker_url, bootstrap = PINOT_URL, KAFKA_BOOTSTRAP
+            else:  # the session's Pinot engine, consuming the session's Kafka engine
+                engines = request.getfixturevalue("engines")
+                broker_url, bootstrap = engines.get("pinot").broker_url, engines.get("kafka").bootstrap
             try:
-                chosen = pinot_backend(PINOT_URL, KAFKA_BOOTSTRAP)
+                chosen = pinot_backend(broker_url, bootstrap)
             except BackendUnavailable as exc:
-                pytest.skip(f"Pinot at {PINOT_URL} or Kafka at {KAFKA_BOOTSTRAP} unreachable: {exc}")
+                unreachable(f"Pinot at {broker_url} or Kafka at {bootstrap}", exc)
     yield chosen
     chosen.close()
 

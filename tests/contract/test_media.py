@@ -1,7 +1,9 @@
-"""One contract for every MediaStore: the local folder and S3 (a moto S3 server in this process).
+"""One contract for every MediaStore: the local folder, S3 on moto, and S3 on a real S3 server.
 
-moto speaks the S3 HTTP API on a real socket, so S3Media runs its real minio client, presigned URLs
-are fetched with httpx, and an unreachable endpoint fails the way a dead MinIO would.
+moto speaks the S3 HTTP API on a real socket in this process but accepts any signature. SeaweedFS
+(the session's ``labcore.engines`` S3 server, standing in for MinIO) checks SigV4 for real: against it
+a presigned URL works only as signed, and a tampered, expired or wrongly keyed one gets the server's
+403. S3Media runs its real minio client against both; presigned URLs are fetched with httpx.
 """
 
 from __future__ import annotations
@@ -47,9 +49,18 @@ def moto_endpoint() -> Iterator[str]:
     server.stop()
 
 
-def make_s3(endpoint: str, bucket: str | None = None, **kwargs) -> S3Media:
+@pytest.fixture(scope="session")
+def seaweedfs(engines):  # -> labcore.engines.seaweedfs.SeaweedFS, started for the session
+    return engines.get("seaweedfs")
+
+
+def make_s3(endpoint: str, bucket: str | None = None, *, keys: tuple[str, str] = ("testing", "testing"), **kwargs) -> S3Media:
     bucket = bucket or f"media-{uuid.uuid4().hex[:12]}"
-    return S3Media(endpoint, "testing", "testing", bucket, **kwargs)
+    return S3Media(endpoint, *keys, bucket, **kwargs)
+
+
+def seaweed_s3(server, bucket: str | None = None, **kwargs) -> S3Media:
+    return make_s3(server.endpoint, bucket, keys=(server.access_key, server.secret_key), **kwargs)
 
 
 def local_backend(tmp_path: Path) -> Backend:
@@ -67,8 +78,7 @@ def local_backend(tmp_path: Path) -> Backend:
     return Backend(store, fetch)
 
 
-def s3_backend(endpoint: str) -> Backend:
-    store = make_s3(endpoint)
+def s3_backend(store: S3Media) -> Backend:
     store.ensure_bucket()
 
     def fetch(url: str) -> bytes:
@@ -79,11 +89,13 @@ def s3_backend(endpoint: str) -> Backend:
     return Backend(store, fetch)
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", "s3-moto", "s3-seaweedfs"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     if request.param == "local":
         return local_backend(tmp_path)
-    return s3_backend(request.getfixturevalue("moto_endpoint"))
+    if request.param == "s3-moto":
+        return s3_backend(make_s3(request.getfixturevalue("moto_endpoint")))
+    return s3_backend(seaweed_s3(request.getfixturevalue("seaweedfs")))
 
 
 # --- The contract -----------------------------------------------------------------------------
@@ -278,3 +290,80 @@ def sigv4_query_signature_ok(url: str, secret_key: str) -> bool:
         key = hmac.new(key, part.encode(), hashlib.sha256).digest()
     expected = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, signature)
+
+
+# --- S3 signatures, checked by a real S3 server -------------------------------------------------
+
+
+@pytest.fixture
+def signed(seaweedfs) -> tuple[S3Media, str]:
+    """A SeaweedFS bucket holding posts/p.png, and a presigned GET URL for it."""
+    store = seaweed_s3(seaweedfs)
+    store.ensure_bucket()
+    store.put("posts/p.png", PNG, "image/png")
+    return store, store.url("posts/p.png", 60)
+
+
+def with_query(url: str, **changes: str) -> str:
+    parts = urlsplit(url)
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()} | changes
+    return parts._replace(query="&".join(f"{k}={quote(v, safe='')}" for k, v in query.items())).geturl()
+
+
+def test_seaweedfs_serves_a_presigned_url_as_signed(signed: tuple[S3Media, str]) -> None:
+    response = httpx.get(signed[1], timeout=5)
+    assert response.status_code == 200
+    assert response.content == PNG
+    assert response.headers["content-type"] == "image/png"
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        pytest.param(lambda url: with_query(url, **{"X-Amz-Signature": "0" * 64}), id="signature"),
+        pytest.param(lambda url: with_query(url, **{"X-Amz-Expires": "3600"}), id="expiry-extended"),
+        pytest.param(lambda url: url.replace("/posts/p.png", "/posts/q.png"), id="other-key"),
+    ],
+)
+def test_seaweedfs_refuses_a_tampered_presigned_url_with_403(signed: tuple[S3Media, str], tamper) -> None:
+    store, url = signed
+    store.put("posts/q.png", PNG, "image/png")  # the other key exists: only the signature can refuse it
+    assert httpx.get(tamper(url), timeout=5).status_code == 403
+
+
+def test_seaweedfs_refuses_an_expired_presigned_url(seaweedfs) -> None:
+    store = seaweed_s3(seaweedfs)
+    store.ensure_bucket()
+    store.put("posts/e.png", PNG, "image/png")
+    url = store.url("posts/e.png", 1)
+    time.sleep(2.5)
+    assert httpx.get(url, timeout=5).status_code == 403
+
+
+def test_seaweedfs_refuses_a_url_signed_with_the_wrong_secret(seaweedfs) -> None:
+    store = seaweed_s3(seaweedfs)
+    store.ensure_bucket()
+    store.put("posts/w.png", PNG, "image/png")
+    forged = make_s3(seaweedfs.endpoint, store._bucket, keys=(seaweedfs.access_key, "not-the-secret"))
+    assert httpx.get(forged.url("posts/w.png", 60), timeout=5).status_code == 403
+
+
+def test_seaweedfs_wrong_credentials_are_backend_unavailable(seaweedfs) -> None:
+    store = make_s3(seaweedfs.endpoint, keys=(seaweedfs.access_key, "not-the-secret"), retries=0)
+    with pytest.raises(BackendUnavailable):
+        store.ensure_bucket()
+
+
+def test_seaweedfs_public_endpoint_signature_holds_for_the_browser_host(seaweedfs) -> None:
+    # The service reaches the store as 127.0.0.1, the browser as localhost: the server itself checks
+    # that the signature covers the host the browser sends.
+    inside = seaweed_s3(seaweedfs)
+    inside.ensure_bucket()
+    inside.put("posts/b.png", PNG, "image/png")
+    public = f"localhost:{seaweedfs.port}"
+    browser = seaweed_s3(seaweedfs, inside._bucket, public_endpoint=public)
+    url = browser.url("posts/b.png", 60)
+    assert urlsplit(url).netloc == public
+    assert httpx.get(url, timeout=5).content == PNG
+    # The same signature presented for the other host is refused.
+    assert httpx.get(url.replace(public, seaweedfs.endpoint), timeout=5).status_code == 403

@@ -24,11 +24,11 @@ import redis
 from fastapi.testclient import TestClient
 
 from labcore import extensions
-from labcore.adapters.redis.server import EmbeddedRedis
 from labcore.adapters.vectors.base import VectorItem
 from labcore.adapters.vectors.qdrant_edge import QdrantEdgeVectors
 from labcore.bootstrap import Stack, build_stack
 from labcore.domain import TOPIC_NEW_POSTS, ImpressionLogged, to_epoch
+from labcore.engines.redis import EmbeddedRedis
 from labcore.errors import BackendUnavailable, InvalidInput
 from labcore.extensions import EXTENSION_POINTS
 from labcore.features.base import FeatureSource, RankingFeatures

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from labcore.adapters.redis.server import EmbeddedRedis
 from labcore.bootstrap import build_stack
 from labcore.domain import to_epoch
+from labcore.engines.redis import EmbeddedRedis
 from labcore.settings import Settings
 from labcore.write.outbox import OutboxRelay
 from labcore.write.posts import WritePath

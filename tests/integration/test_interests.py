@@ -19,13 +19,13 @@ import pytest
 import redis
 
 from labcore.adapters.events.redis_streams import RedisStreamsEventLog
-from labcore.adapters.redis.server import free_port
 from labcore.adapters.sql.store import SqlStore
 from labcore.adapters.vectors.base import VectorItem
 from labcore.adapters.vectors.qdrant_edge import QdrantEdgeVectors
 from labcore.bootstrap import redis_client
 from labcore.domain import TOPIC_ENGAGEMENTS, TOPIC_NEW_POSTS, Post, PostCreated, PostLiked, Record, to_epoch, utcnow
 from labcore.embeddings import DIM, Embedder
+from labcore.engines.process import free_port
 from labcore.errors import BackendUnavailable
 from labcore.interests import InterestVectors, interest_key, popular_post_ids
 from labcore.workers.embedding import EmbeddingHandler

@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 import redis
 
-from labcore.adapters.redis.server import EmbeddedRedis
 from labcore.adapters.sql.store import SqlStore
 from labcore.domain import Post, utcnow
+from labcore.engines.redis import EmbeddedRedis
 from labcore.features.base import affinity_score
 from labcore.features.batch import materialize
 from labcore.features.cache import RedisFeatureCache

@@ -33,7 +33,12 @@ def span_records(trace: Mapping[str, Any]) -> list[SpanRecord]:
         if tags.pop("error", False) is True:
             status = "error"
         scope = str(tags.pop("otel.scope.name", tags.pop("otel.library.name", "")))
-        for internal in ("span.kind", "otel.scope.version", "otel.library.version", "internal.span.format"):
+        # Jaeger's renderings of OTLP span fields, not attributes our spans set (a real Jaeger adds
+        # otel.status_description to every span whose status has a description).
+        for internal in (
+            "span.kind", "otel.scope.version", "otel.library.version", "internal.span.format",
+            "otel.status_description",
+        ):  # fmt: skip
             tags.pop(internal, None)
         records.append(
             SpanRecord(

@@ -1,0 +1,135 @@
+"""labcore.engines.process with a trivial real child: ``python -m http.server`` on a free port."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from labcore.engines.process import (
+    ChildProcess,
+    free_port,
+    http_ok,
+    port_open,
+    recorded_pid,
+    stop_orphan,
+)
+from labcore.errors import BackendUnavailable
+
+
+def http_server(run_dir: Path, port: int, name: str = "web") -> ChildProcess:
+    return ChildProcess(name, [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"], run_dir)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/cmdline").read_bytes() != b""  # a zombie has an empty cmdline
+
+
+def test_start_waits_for_readiness_then_stop_ends_it(tmp_path: Path) -> None:
+    port = free_port()
+    child = http_server(tmp_path, port).start(http_ok(f"http://127.0.0.1:{port}/"), timeout=30)
+    pid = child.pid
+    assert pid and port_open(port)()
+    assert json.loads(child.pid_path.read_text()) == {"pid": pid, "argv": child.argv}
+    child.stop()
+    assert not port_open(port)()
+    assert not alive(pid)
+    assert not child.pid_path.exists()
+    child.stop()  # idempotent
+
+
+def test_log_file_collects_the_child_output(tmp_path: Path) -> None:
+    child = ChildProcess("echo", [sys.executable, "-c", "print('hello from the child'); import time; time.sleep(60)"], tmp_path)
+    child.start(lambda: "hello from the child" in child.log_path.read_text(), timeout=30)
+    child.stop()
+    assert "starting:" in child.log_path.read_text()
+
+
+def test_a_child_that_exits_is_backend_unavailable_with_its_log_tail(tmp_path: Path) -> None:
+    child = ChildProcess("broken", [sys.executable, "-c", "import sys; print('bad config line 3'); sys.exit(3)"], tmp_path)
+    with pytest.raises(BackendUnavailable) as info:
+        child.start(lambda: False, timeout=30)
+    assert info.value.component == "broken"
+    assert "exited with 3" in str(info.value) and "bad config line 3" in str(info.value)
+    assert not child.pid_path.exists()
+
+
+def test_not_ready_in_time_is_backend_unavailable_and_the_child_is_stopped(tmp_path: Path) -> None:
+    child = ChildProcess("slow", [sys.executable, "-c", "import time; print('still booting', flush=True); time.sleep(60)"], tmp_path)
+    started = time.monotonic()
+    with pytest.raises(BackendUnavailable, match="not ready within 1 s") as info:
+        child.start(lambda: False, timeout=1)
+    assert time.monotonic() - started < 15
+    assert "still booting" in str(info.value)
+    assert not child.running()
+
+
+def test_stop_kills_a_child_that_ignores_sigterm(tmp_path: Path) -> None:
+    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(60)"
+    child = ChildProcess("stubborn", [sys.executable, "-c", code], tmp_path)
+    child.start(lambda: "up" in child.log_path.read_text(), timeout=30)
+    pid = child.pid
+    started = time.monotonic()
+    child.stop(grace=0.5)
+    assert time.monotonic() - started < 10
+    assert not alive(pid)
+
+
+def test_stop_reaches_the_grandchildren(tmp_path: Path) -> None:
+    # A launcher script that forks the real server: stopping the child must stop both.
+    port = free_port()
+    code = f"import subprocess, sys; subprocess.run([sys.executable, '-m', 'http.server', '{port}', '--bind', '127.0.0.1'])"
+    child = ChildProcess("launcher", [sys.executable, "-c", code], tmp_path)
+    child.start(port_open(port), timeout=30)
+    child.stop()
+    assert not port_open(port)()
+
+
+def test_an_orphan_from_a_dead_parent_is_stopped_by_the_next_start(tmp_path: Path) -> None:
+    port = free_port()
+    # A parent process starts the child and dies without stopping it (a crashed `up`).
+    script = (
+        "import sys; from pathlib import Path; from labcore.engines.process import ChildProcess, port_open;"
+        f"ChildProcess('web', [sys.executable, '-m', 'http.server', '{port}', '--bind', '127.0.0.1'], Path({str(tmp_path)!r}))"
+        f".start(port_open({port}), 30)"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    orphan = recorded_pid(tmp_path / "web.pid")
+    assert orphan is not None and alive(orphan)
+    # The next start of the same engine stops it first, then takes the port itself.
+    child = http_server(tmp_path, port).start(http_ok(f"http://127.0.0.1:{port}/"), timeout=30)
+    assert not alive(orphan)
+    assert child.pid != orphan
+    child.stop()
+
+
+def test_a_recycled_pid_is_never_signalled(tmp_path: Path) -> None:
+    # The pid file names a live process that runs something else: it must be left alone.
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        pid_file = tmp_path / "web.pid"
+        pid_file.write_text(json.dumps({"pid": other.pid, "argv": ["python", "-m", "http.server"]}))
+        assert recorded_pid(pid_file) is None
+        assert stop_orphan(pid_file) is False
+        assert other.poll() is None
+        assert not pid_file.exists()
+    finally:
+        other.send_signal(signal.SIGKILL)
+        other.wait()
+
+
+def test_a_garbled_pid_file_is_ignored(tmp_path: Path) -> None:
+    pid_file = tmp_path / "web.pid"
+    pid_file.write_text("not json")
+    assert stop_orphan(pid_file) is False
+    assert not pid_file.exists()
