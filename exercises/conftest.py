@@ -20,9 +20,9 @@ import pytest
 import redis
 
 from labcore.adapters.redis.mailboxes import RedisMailboxes
-from labcore.engines.redis import EmbeddedRedis
 from labcore.adapters.sql.store import SqlStore
 from labcore.bootstrap import redis_client
+from labcore.engines.redis import EmbeddedRedis
 
 EXERCISE_FOLDER = re.compile(r"^\d\d_\w+$")
 

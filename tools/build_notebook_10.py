@@ -21,7 +21,8 @@ CELLS = [
   **point-in-time join** gives each one the features *as they were* at that moment — so the like a
   label is about never leaks into its own row;
 - how to train logistic regression and gradient boosting on those rows and judge them against
-  `formula-v1` on a **held-out time split** (AUC, log-loss, NDCG@20 per user, calibration);
+  `formula-v1` on a **held-out time split** (AUC, log-loss, NDCG@20 per user, calibration) — and how
+  to tell a real win from a lucky test split with a **paired bootstrap confidence interval**;
 - how a **registered model version** is served behind the same `POST /rank`, and how an **A/B split
   by user hash** compares online engagement.
 
@@ -35,14 +36,15 @@ SEED = 42''', metadata={"tags": ["parameters"]}),
 
 import labcore
 from labcore.ranking.learned.evaluation import engagement_by_arm
-from labcore.lab.learning_loop import ab_test, build_dataset, register, registry, serving, simulator
+from labcore.lab.learning_loop import ab_test, build_dataset, register, registry, serving, sessions_for, simulator
 from labcore.ranking.learned.training import train
 from labcore.widgets.learning import (
-    ab_chart, calibration_chart, importance_chart, leak_frame, metric_chart, position_chart, taste_chart,
+    ab_chart, calibration_chart, importance_chart, leak_frame, margin_chart, metric_chart, position_chart,
+    taste_chart,
 )
 
-# enough sessions to learn from, few enough for CI: about eight visits per reader
-SESSIONS = {"tiny": 240}.get(WORLD, 1200)
+# enough sessions for a clear verdict, few enough for CI: 12 visits per reader on tiny, 4 on small
+SESSIONS = sessions_for(WORLD)
 AB_SESSIONS = {"tiny": 150}.get(WORLD, 600)
 
 lab = labcore.connect()
@@ -50,14 +52,24 @@ serving_before = lab.serving()
 sim = simulator(lab, WORLD, SEED)  # seeds the world if needed and waits until every post is embedded
 print(f"{len(sim.tastes)} simulated readers, {SESSIONS} sessions to learn from")
 lab.serving()'''),
-    md("""## Readers with a hidden taste
+    md(r"""## Readers with a hidden taste
 
 Each simulated reader is a user of the seeded world with a **hidden** taste: a preference per topic
-(high for the topics they post and like in the world, low elsewhere) and an affinity to a few
-authors. The stack never sees it. A session is what an app does: read the feed, look at the top of
-the page — slot *i* with probability 0.85^*i*, like a scrolling thumb — report what was seen
-(`POST /impressions`) and like each seen post with a probability that grows with topic preference,
-author affinity and freshness. All of it is seeded: the same world and seed give the same run."""),
+(0.7–1.0 for the topics they post and like in the world, 0–0.25 elsewhere) and an affinity to a few
+authors (about half of those they follow, and three they don't). The stack never sees it. A session
+is what an app does: read the feed, look at the top of the page — slot *i* with probability 0.85^*i*,
+like a scrolling thumb — report what was seen (`POST /impressions`) and like each seen post with
+
+$$p(\text{like}) = \sigma(-5 + 6\cdot\text{topic} + 3\cdot\text{author} + 1.5\cdot\text{freshness} + 1\cdot\text{popularity})$$
+
+These readers care about **what** a post is about most (on-topic: liked about half the time;
+off-topic: about once in fifty), then **who** wrote it, then a little about freshness and the like
+count. `formula-v1` guessed the opposite order (0.35 recency, 0.25 engagement, 0.20 affinity, 0.15
+topic), so it captures their taste only in part. Every term is visible to the ranker through a
+feature — `topic_similarity`, `affinity_score`, `created_at`, `like_count` — so a model *can* learn
+the real weights from the logs; whether it does is what this notebook measures. (The ground truth is
+in `labcore/simulator.py`; change it and see what the model picks up.) All of it is seeded: the same
+world and seed give the same run."""),
     code('''reader = sorted(sim.tastes)[0]
 taste_chart(sim.tastes[reader])'''),
     md("""## Exploration: don't learn only from your own favourites
@@ -85,6 +97,10 @@ every fresh write (a like, a follow, a new post) is a timestamped part of the vi
 `topic_similarity` is computed by the feed at request time from the interest vector, which has no
 history; it comes from what the feed served, logged with the impression.
 
+An impression of a post the reader had *already* liked (in the seeded world, or on an earlier visit)
+is left out: a post is liked once, so that impression had no outcome to observe — counting it as
+"not liked" would teach the model that the posts a reader loves most go unliked.
+
 The proof that nothing leaks: for liked impressions, compare the like count in the training row with
 the post's like count now. The row never counts the like it is labelled with."""),
     code('''rows = build_dataset(lab, log)
@@ -93,8 +109,8 @@ print(f"{len(rows)} training rows, {rows['label'].mean():.1%} engaged")
 leak_frame(rows, now_counts)'''),
     md("""## Train, and judge on the future
 
-The split is by **time**: train on the earlier 70 % of impressions, test on the later 30 % — how the
-model will be used. Two scikit-learn models: a logistic regression (a learned weighted sum, like the
+The split is by **time**: train on the earlier half of the impressions, test on the later half — how
+the model will be used. Two scikit-learn models: a logistic regression (a learned weighted sum, like the
 formula's) and gradient-boosted trees (which can learn interactions). Both see the same inputs,
 computed by one function that the ranking service calls too (`labcore.ranking.learned.ranker.model_inputs`)
 so training and serving cannot drift apart.
@@ -112,6 +128,20 @@ probabilities. That drift is why rankers are retrained on fresh logs, again and 
 print(f"train {len(result.split.train)} rows, test {len(result.split.test)} rows, split at {result.split.split_at:%H:%M:%S}")
 result.table.round(3)'''),
     code('''metric_chart(result.table)'''),
+    md("""### A win, or a lucky test split?
+
+A few hundred held-out impressions are a *sample*: another run of the same readers would give a
+slightly different AUC for every model. So the verdict is not "the AUC is above some bar" but the
+**margin** AUC(learned) − AUC(formula-v1) with a **95 % confidence interval** from a *paired
+bootstrap over readers*: draw the readers with replacement (2,000 times), take all their held-out
+impressions, score both models on that same resample, and read the 2.5 % and 97.5 % percentiles of
+the differences. Readers, not impressions, are the unit — one reader's impressions share that
+reader's taste and are not independent — and pairing cancels what both models share (an easy or a
+hard test split). The model wins when the **whole interval is above zero**."""),
+    code('''margins = result.margins
+print(f"registered candidate: {result.best}")
+margins.round(3)'''),
+    code('''margin_chart(margins)'''),
     code('''calibration_chart(result)'''),
     code('''importance = result.importance()
 importance_chart(importance, result.best)'''),
@@ -153,9 +183,10 @@ liked = rows[rows["label"] == 1]
 assert len(liked) > 0
 assert (liked["like_count"].fillna(0) < liked["post_id"].map(now_counts)).all(), "a label's own like leaked"
 
-table = result.table
-assert table.loc[result.best, "auc"] > 0.55, table  # clearly better than chance (0.5)
-assert table.loc[result.best, "auc"] > table.loc["random", "auc"], table
+# the learned model beats formula-v1 and random beyond the test split's noise: the lower end of the
+# paired bootstrap 95 % interval of the AUC margin is above zero (not a fixed AUC bar)
+for baseline in ("formula-v1", "random"):
+    assert margins.loc[(result.best, baseline), "ci95_low"] > 0, margins
 assert result.split.train["event_timestamp"].max() < result.split.test["event_timestamp"].min()
 assert set(importance.index) == set(registry(lab).meta(version)["inputs"])
 
@@ -166,6 +197,29 @@ arms = ab_log.groupby("user_id")["model_version"].unique()
 assert all(list(v) == [split.arm(u)] for u, v in arms.items()), "each reader stays in their arm"
 assert set(ab.index) == {"formula-v1", version} and (ab["impressions"] > 0).all()
 assert lab.serving() == serving_before, "serving is back to how we found it"'''),
+    md("""## How sure is "the learned model wins"?
+
+The check above does not ask for a lucky split: it asks that the whole 95 % interval of the margin
+be above zero. Before this notebook's checks were settled, it ran **ten times in a row, each on a
+fresh stack** (`feedlab check 10`, tiny world, seed 42 — the runs differ in timing, so in what the
+feed served and when). The learned model (logistic regression in nine runs, gradient boosting in one)
+against the hand-written formula and against random, on ~880 held-out impressions each time:
+
+| AUC margin | min | median | max |
+|---|---|---|---|
+| learned − `formula-v1` | +0.149 | +0.174 | +0.216 |
+| its 95 % interval's lower end | +0.097 | +0.127 | +0.167 |
+| learned − random | +0.228 | +0.296 | +0.355 |
+| its 95 % interval's lower end | +0.146 | +0.228 | +0.292 |
+
+The margin over `formula-v1` varied by about ±0.02 from run to run, while its lower bound sat at
+least 0.097 above zero — five of those run-to-run spreads. On the small world (the default here,
+1,200 sessions) one run gave +0.234 (95 % interval +0.203 to +0.264): more readers, a narrower interval.
+Each tiny run took 61–210 s for the notebook (median 88 s) on a shared two-core machine.
+
+Why it wins, in one line: these readers weigh topic and author most, and `formula-v1` puts 60 % of
+its weight on recency and like count. With real users nobody hands you the ground truth — which is
+exactly why the offline margin needs its interval, and the A/B test after it."""),
 ]
 
 

@@ -7,7 +7,7 @@
     feedlab check [NN ...]
     feedlab grade [NN ...] [--solutions]
     feedlab bench [--case NAME ...] [--size small] [--quick]
-    feedlab train-ranker [--world tiny] [--sessions 300] [--ab-sessions 200]
+    feedlab train-ranker [--world tiny] [--sessions 360] [--ab-sessions 200]
 """
 
 from __future__ import annotations
@@ -404,7 +404,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="the seeded world to simulate (default: the one the stack holds, else tiny)",
     )  # fmt: skip
     trainer.add_argument("--seed", type=int, default=None)
-    trainer.add_argument("--sessions", type=int, default=300, help="simulated sessions to learn from")
+    trainer.add_argument(
+        "--sessions", type=int, default=None,
+        help="simulated sessions to learn from (default: 360 on tiny, 1200 on small and larger)",
+    )  # fmt: skip
     trainer.add_argument("--exploration", type=float, default=0.15, help="exploration share while simulating")
     trainer.add_argument("--ab-sessions", type=int, default=0, help="then A/B the new model for this many sessions")
     trainer.add_argument("--version", default=None, help="model version name (default: the next learned-vN)")

@@ -3,8 +3,10 @@
 A learned ranker needs logged behaviour, and a lab has no real users. Each simulated reader is a user
 of the seeded world with a *hidden* taste the stack never sees:
 
-* a preference per topic — high for the user's favourite topics in the world, low for the others;
-* an affinity to some authors — some of the people they follow, and a few they do not follow yet.
+* a preference per topic — high (0.7–1.0) for the user's favourite topics in the world, low
+  (0.0–0.25) for the others;
+* an affinity (0.3–0.9) to some authors — about half of the people they follow, and three they do
+  not follow yet.
 
 A session is what an app does: ``GET /feed/explain`` (the feed plus what each candidate looked like
 to the ranker), the reader *examines* the top of the page with a position bias (slot ``i`` is looked
@@ -12,12 +14,29 @@ at with probability ``POSITION_DECAY ** i``, like a scrolling thumb), the app re
 (``POST /impressions``), and the reader likes each seen post with
 
     p(like) = sigmoid(BASE + TOPIC_WEIGHT · topic_pref + AUTHOR_WEIGHT · author_affinity
-                      + FRESH_WEIGHT · freshness)
+                      + FRESH_WEIGHT · freshness + POPULAR_WEIGHT · popularity)
 
-(``POST /posts/{id}/like``). Everything random comes from one seeded generator, so a run with the
-same world, seed and stack state is the same run. The simulator also keeps the client-side log of
-each impression — position, whether exploration placed it, the model version that ranked it, the
-request-time ``topic_similarity`` — which is what training and the A/B comparison read.
+    freshness  = 0.5 ** (age_hours / 24)                      (as formula-v1's recency)
+    popularity = min(1, log1p(like_count) / log1p(100))       (the like count the app shows)
+
+**Why these weights.** They are the lesson's ground truth, chosen so that it has something to teach
+and a learner sees it every run. These readers care about *what* a post is about most (an on-topic
+post is liked about half the time, an off-topic one about once in fifty), then about *who* wrote
+it, then a little about freshness and social proof. ``formula-v1`` guessed the opposite order —
+0.35 recency, 0.25 engagement, 0.20 affinity, 0.15 topic — so it captures these tastes only partly,
+and a model that learns the weights from the logs beats it clearly. Each term is visible to the
+ranker through a feature — ``topic_similarity`` (the reader's interest vector moves toward what they
+like), ``affinity_score`` (likes and follows per author), ``created_at`` (recency) and ``like_count``
+— so what is learned is learnable, never a hidden coin flip. The contrast is strong on purpose: on a
+tiny world a few hundred held-out impressions must carry the result beyond their own noise.
+
+A post the reader liked before (in the seeded world or an earlier session) cannot be liked again; its
+impression is logged with ``already_liked`` (the training set leaves such rows out: no outcome).
+
+Everything random comes from one seeded generator, so a run with the same world, seed and stack
+state is the same run. The simulator also keeps the client-side log of each impression — position,
+whether exploration placed it, the model version that ranked it, the request-time
+``topic_similarity`` — which is what training and the A/B comparison read.
 """
 
 from __future__ import annotations
@@ -34,8 +53,9 @@ from labcore.lab.world import TOPIC_NAMES, World
 
 POSITION_DECAY = 0.85  # probability of looking at slot i is POSITION_DECAY ** i
 TOP_K = 10  # nobody scrolls further in one session
-BASE, TOPIC_WEIGHT, AUTHOR_WEIGHT, FRESH_WEIGHT = -3.5, 3.5, 2.5, 1.0
+BASE, TOPIC_WEIGHT, AUTHOR_WEIGHT, FRESH_WEIGHT, POPULAR_WEIGHT = -5.0, 6.0, 3.0, 1.5, 1.0
 FRESH_HALF_LIFE_HOURS = 24.0
+POPULAR_SATURATION = 100  # likes at which social proof stops growing (formula-v1's engagement cap)
 
 
 class FeedClient(Protocol):
@@ -54,11 +74,15 @@ class HiddenTaste:
     topics: dict[str, float]  # preference in [0, 1]
     authors: dict[str, float]  # affinity in [0, 1]; absent = 0
 
-    def like_probability(self, topic: str | None, author_id: str, age_hours: float) -> float:
+    def like_probability(self, topic: str | None, author_id: str, age_hours: float, like_count: float = 0) -> float:
         topic_pref = self.topics.get(topic, 0.3) if topic else 0.3  # a post outside the world: lukewarm
         freshness = 0.5 ** (max(0.0, age_hours) / FRESH_HALF_LIFE_HOURS)
-        logit = BASE + TOPIC_WEIGHT * topic_pref + AUTHOR_WEIGHT * self.authors.get(author_id, 0.0)
-        return 1 / (1 + math.exp(-(logit + FRESH_WEIGHT * freshness)))
+        popularity = min(1.0, math.log1p(max(0.0, like_count)) / math.log1p(POPULAR_SATURATION))
+        logit = (
+            BASE + TOPIC_WEIGHT * topic_pref + AUTHOR_WEIGHT * self.authors.get(author_id, 0.0)
+            + FRESH_WEIGHT * freshness + POPULAR_WEIGHT * popularity
+        )  # fmt: skip
+        return 1 / (1 + math.exp(-logit))
 
 
 def hidden_tastes(world: World, seed: int) -> dict[str, HiddenTaste]:
@@ -136,13 +160,15 @@ class UserSimulator:
         rows = []
         for position, item in seen:
             post_id, author_id = item["post_id"], item["user_id"]
+            features = journeys.get(post_id, {}).get("features", {})
             age_hours = (pd.Timestamp(ts) - _utc(item["created_at"])).total_seconds() / 3600
-            p_like = taste.like_probability(self.topic_of.get(post_id), author_id, age_hours)
-            liked = self.rng.random() < p_like and (user_id, post_id) not in self.liked
+            like_count = features.get("like_count") or 0  # what the app shows next to the post
+            p_like = taste.like_probability(self.topic_of.get(post_id), author_id, age_hours, like_count)
+            already_liked = (user_id, post_id) in self.liked
+            liked = self.rng.random() < p_like and not already_liked
             if liked:
                 self.client.like(user_id, post_id)
                 self.liked.add((user_id, post_id))
-            features = journeys.get(post_id, {}).get("features", {})
             rows.append(
                 {
                     "user_id": user_id,
@@ -155,6 +181,7 @@ class UserSimulator:
                     "model_version": page["model_version"],
                     "topic_similarity": features.get("topic_similarity"),
                     "p_like": p_like,
+                    "already_liked": already_liked,
                     "liked": liked,
                 }
             )

@@ -4,6 +4,7 @@
 * ``position_chart`` — impressions and like rate per feed position (the position bias of the log);
 * ``leak_frame`` — for liked impressions: the like count in the training row vs the count today;
 * ``metric_chart`` — AUC and NDCG@20 of each model next to ``formula-v1`` and random;
+* ``margin_chart`` — each learned model's AUC margin over ``formula-v1`` and random, with its 95 % CI;
 * ``calibration_chart`` — predicted probability vs observed like rate, per model;
 * ``importance_chart`` — permutation importance: how much AUC each input carries;
 * ``ab_chart`` — like rate per impression in each A/B arm, with 95 % intervals.
@@ -85,6 +86,30 @@ def metric_chart(table: pd.DataFrame) -> go.Figure:
         title="Held-out (later) impressions: AUC and NDCG@20 per model", barmode="group", yaxis={"range": [0, 1]},
         height=340,
     )
+    return fig
+
+
+def margin_chart(margins: pd.DataFrame) -> go.Figure:
+    """AUC(model) − AUC(baseline) per (model, baseline) with the bootstrap interval as error bars:
+    a bar whose whole interval is right of zero is a win beyond the test split's noise."""
+    import plotly.graph_objects as go
+
+    frame = margins.reset_index()
+    fig = go.Figure()
+    for model, rows in frame.groupby("model", sort=False):
+        fig.add_trace(
+            go.Bar(
+                y=[f"vs {vs}" for vs in rows["vs"]], x=rows["auc_margin"], name=model, orientation="h",
+                marker_color=COLORS.get(str(model)), text=rows["auc_margin"].round(3),
+                error_x={"type": "data", "symmetric": False, "array": rows["ci95_high"] - rows["auc_margin"],
+                         "arrayminus": rows["auc_margin"] - rows["ci95_low"]},
+            )
+        )  # fmt: skip
+    fig.add_vline(x=0, line_color="#444444")
+    fig.update_layout(
+        title="AUC margin on the held-out impressions (95 % paired bootstrap interval over readers)",
+        xaxis_title="AUC(model) − AUC(baseline)", barmode="group", height=320,
+    )  # fmt: skip
     return fig
 
 

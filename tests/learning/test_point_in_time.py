@@ -96,3 +96,17 @@ def test_an_impression_before_the_post_existed_gets_no_post_features(world: Worl
     impressions = pd.DataFrame({"user_id": ["alice"], "post_id": ["b1"], "ts": [before]})
     rows = training_rows(open_training_store(feast_dir(world.settings)), world.sql.engine, impressions)
     assert len(rows) == 1 and pd.isna(rows.loc[0, "like_count"]) and rows.loc[0, "label"] == 0
+
+
+def test_an_impression_of_a_post_liked_before_it_is_left_out(world: World) -> None:
+    """A post is liked once: an impression after the like had no outcome to observe, and kept as a 0
+    it would teach the model that the posts a reader loves go unliked."""
+    before_like = now()
+    world.like("alice", "b1")
+    after_like = now()
+    impressions = pd.DataFrame(
+        {"user_id": ["alice", "alice", "carol"], "post_id": ["b1", "b1", "b1"], "ts": [before_like, after_like, after_like]}
+    )
+    rows = training_rows(open_training_store(feast_dir(world.settings)), world.sql.engine, impressions)
+    assert rows[["user_id", "label"]].values.tolist() == [["alice", 1], ["carol", 0]]
+    assert "liked_before" not in rows.columns

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from labcore.adapters.redis.mailboxes import RedisMailboxes
-from labcore.engines.process import free_port
 from labcore.adapters.sql.store import SqlStore
 from labcore.bootstrap import redis_client
 from labcore.domain import Post, to_epoch
+from labcore.engines.process import free_port
 from labcore.errors import BackendUnavailable
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

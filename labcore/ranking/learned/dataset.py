@@ -1,8 +1,11 @@
 """Training rows from the logs: impressions → labels → features as they were at the impression.
 
 1. **Labels.** An impression ``(user, post, ts)`` is *engaged* when the user liked the post within
-   ``window`` after ``ts``. A like before the impression is not engagement with it (the post was
-   liked on an earlier visit), and a like long after says little about this impression.
+   ``window`` after ``ts``. A like long after says little about this impression. A like *before*
+   it (on an earlier visit) is not engagement with it either — and since a post is liked once, that
+   impression had no outcome to observe: ``training_rows`` leaves it out rather than call it a
+   0. Kept as 0, a post the reader loves enough to have liked already would teach the model that
+   such posts go unliked.
 2. **Features, point in time.** Feast's ``get_historical_features`` joins each impression with the
    newest feature row computed *at or before* ``ts`` — from the same feature services the online
    path reads (``ranking_features`` for (user, post), ``affinity_features`` for (user, author)).
@@ -72,13 +75,15 @@ def label_impressions(
     impressions: pd.DataFrame, liked: pd.DataFrame, window: timedelta = LABEL_WINDOW
 ) -> pd.DataFrame:
     """``impressions`` (``user_id, post_id, ts`` + any logged columns) with ``label`` 1/0 and
-    ``event_timestamp`` (= ``ts``, UTC): 1 when the user liked the post in ``(ts, ts + window]``."""
+    ``event_timestamp`` (= ``ts``, UTC): 1 when the user liked the post in ``(ts, ts + window]``;
+    ``liked_before`` marks impressions of a post the user had liked at or before ``ts``."""
     frame = impressions.reset_index(drop=True)
     frame["event_timestamp"] = pd.to_datetime(frame["ts"], utc=True).astype("datetime64[ns, UTC]")
     # likes are unique per (user, post), so the merge keeps one row per impression, in order
     pairs = frame[["user_id", "post_id"]].merge(liked, on=["user_id", "post_id"], how="left")
     delay = pairs["liked_at"].astype("datetime64[ns, UTC]") - frame["event_timestamp"]
     frame["label"] = ((delay > pd.Timedelta(0)) & (delay <= pd.Timedelta(window))).astype(int)
+    frame["liked_before"] = (delay <= pd.Timedelta(0)).to_numpy()
     return frame
 
 
@@ -131,12 +136,14 @@ def training_rows(
     *,
     window: timedelta = LABEL_WINDOW,
 ) -> pd.DataFrame:
-    """Labelled impressions with point-in-time features: one row per impression.
+    """Labelled impressions with point-in-time features: one row per impression that could still
+    be engaged with (impressions of a post liked before them are left out, see the module doc).
 
     ``impressions`` needs ``user_id, post_id, ts``; ``author_id`` and ``topic_similarity`` are used
     when logged (the author is otherwise read from SQL).
     """
     frame = label_impressions(impressions, likes_frame(engine, impressions["user_id"].unique()), window)
+    frame = frame[~frame["liked_before"]].drop(columns="liked_before")
     if "author_id" not in frame.columns or frame["author_id"].isna().any():
         authors = post_authors(engine, frame["post_id"].tolist())
         frame["author_id"] = frame["post_id"].map(authors)
