@@ -53,7 +53,7 @@ MARKER = "bench_world.json"  # in the data dir: which world was seeded there
 # Backends the caller's environment might point elsewhere: the benchmark is the embedded runtime.
 FOREIGN_ENV = (
     "FEEDLAB_PROFILE", "FEEDLAB_REDIS_URL", "FEEDLAB_SQL_URL", "FEEDLAB_VECTOR_URL", "FEEDLAB_EVENT_LOG",
-    "FEEDLAB_OLAP", "FEEDLAB_MEDIA", "FEEDLAB_FEATURE_SERVER_URL", "FEEDLAB_RANKING_URL",
+    "FEEDLAB_OLAP", "FEEDLAB_S3_ENDPOINT", "FEEDLAB_FEATURE_SERVER_URL", "FEEDLAB_RANKING_URL",
     "FEEDLAB_PUBLIC_API_URL", "FEEDLAB_FEAST_ONLINE_STORE",
 )  # fmt: skip
 

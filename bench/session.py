@@ -17,7 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.feed_latency import FOREIGN_ENV, MARKER, BenchFailure, RuntimeProcess, wait_for_pipeline
+from bench.feed_latency import (
+    FOREIGN_ENV,
+    MARKER,
+    BenchFailure,
+    RuntimeProcess,
+    wait_for_pipeline,
+)
 
 # Users the freshness case creates carry this prefix; the feed-latency case never samples them.
 BENCH_USER_PREFIX = "benchfresh_"

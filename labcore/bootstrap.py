@@ -25,7 +25,6 @@ from labcore import extensions
 from labcore.adapters.events.base import EventLog
 from labcore.adapters.impressions.redis_recent import RedisRecentImpressions
 from labcore.adapters.media.base import MediaStore
-from labcore.adapters.media.signing import UrlSigner
 from labcore.adapters.redis.mailboxes import RedisMailboxes
 from labcore.adapters.sql.store import SqlStore
 from labcore.domain import TOPIC_ENGAGEMENTS, TOPIC_IMPRESSIONS, TOPIC_NEW_POSTS
@@ -66,7 +65,6 @@ class Stack:
         self.redis = redis_client
         self.events = events
         self.media = media
-        self.signer = UrlSigner(settings.media_signing_key)
         self.mailboxes = RedisMailboxes(
             redis_client,
             cap=settings.mailbox_cap,
@@ -131,7 +129,7 @@ class Stack:
             from labcore.features.feast import FeastOnlineFeatures
             from labcore.features.repo import open_serving_store
 
-            return FeastOnlineFeatures(open_serving_store(settings, redis_url=settings.redis_url))
+            return FeastOnlineFeatures(lambda: open_serving_store(settings, redis_url=settings.redis_url))
         from labcore.features.feast import FeastServerFeatures
 
         return FeastServerFeatures(
@@ -150,7 +148,9 @@ class Stack:
 
     @cached_property
     def embedder(self) -> Embedder:
-        from labcore.embeddings import Embedder  # the model itself loads on first encode
+        from labcore.embeddings import (
+            Embedder,  # the model itself loads on first encode
+        )
 
         return Embedder(batch_size=self.settings.embedding_forward_batch_size)
 
@@ -192,23 +192,18 @@ def build_event_log(settings: Settings, client: redis.Redis) -> EventLog:
 
 
 def build_media(settings: Settings) -> MediaStore:
-    if settings.resolved_media() == "s3":
-        from labcore.adapters.media.s3 import S3Media
+    """The S3 bucket for media (SeaweedFS in both profiles), created if missing."""
+    from labcore.adapters.media.s3 import S3Media
 
-        media = S3Media(
-            settings.s3_endpoint,
-            settings.s3_access_key,
-            settings.s3_secret_key,
-            settings.s3_bucket,
-            secure=settings.s3_secure,
-            public_endpoint=settings.s3_public_endpoint,
-        )
-        media.ensure_bucket()
-        return media
-    from labcore.adapters.media.local import LocalMedia
-
-    media = LocalMedia(settings.data_dir / "media", UrlSigner(settings.media_signing_key), settings.resolved_api_url())
-    media.ensure_root()
+    media = S3Media(
+        settings.s3_endpoint,
+        settings.s3_access_key,
+        settings.s3_secret_key,
+        settings.s3_bucket,
+        secure=settings.s3_secure,
+        public_endpoint=settings.s3_public_endpoint,
+    )
+    media.ensure_bucket()
     return media
 
 
@@ -258,7 +253,11 @@ def build_workers(
     """
     from labcore.workers.embedding import EmbeddingHandler
     from labcore.workers.fanout import FanoutHandler
-    from labcore.workers.features import FeatureEngagementHandler, FeatureRefresh, after_embedding
+    from labcore.workers.features import (
+        FeatureEngagementHandler,
+        FeatureRefresh,
+        after_embedding,
+    )
     from labcore.workers.impressions import ImpressionHandler
     from labcore.workers.interests import InterestHandler
     from labcore.workers.loop import ConsumerLoop

@@ -51,13 +51,11 @@ class Settings(BaseSettings):
     kafka_bootstrap_timeout_ms: int = Field(default=5000, ge=100)
 
     # --- Media -----------------------------------------------------------------------------------
-    media: Literal["local", "s3"] | None = None
-    media_signing_key: str = Field(
-        default="feedlab-lab-only-signing-key",
-        description="HMAC key for local signed media URLs. A lab default: set your own outside the lab.",
-    )
     media_url_ttl_seconds: int = Field(default=3600, ge=1, le=7 * 24 * 3600)  # S3 caps presigning at 7 days
     media_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1)
+    # Media live in an S3 server in both profiles (SeaweedFS: the embedded runtime starts ``weed mini``
+    # as a child unless FEEDLAB_S3_ENDPOINT names one; compose runs its image). Presigned URLs are the
+    # server's own: it checks the signatures.
     s3_endpoint: str = "seaweedfs:9000"
     s3_access_key: str = "minioadmin"
     s3_secret_key: str = "minioadmin"
@@ -250,9 +248,6 @@ class Settings(BaseSettings):
 
     def resolved_event_log(self) -> str:
         return self.event_log or ("kafka" if self.profile == "compose" else "redis")
-
-    def resolved_media(self) -> str:
-        return self.media or ("s3" if self.profile == "compose" else "local")
 
     def resolved_vector_url(self) -> str | None:
         """Qdrant server URL, or None for local mode (embedded)."""

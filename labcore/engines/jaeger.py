@@ -16,7 +16,13 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from labcore.engines.process import ChildProcess, child_environment, free_port, http_ok, log_tail
+from labcore.engines.process import (
+    ChildProcess,
+    child_environment,
+    free_port,
+    http_ok,
+    log_tail,
+)
 from labcore.errors import BackendUnavailable
 
 VERSION = "v1.75.0"  # the Go module version of Jaeger v2.12.0

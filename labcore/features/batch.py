@@ -15,7 +15,12 @@ from typing import TYPE_CHECKING
 from sqlalchemy.engine import Engine
 
 from labcore import extensions
-from labcore.adapters.sql.feature_rows import affinity_rows, all_post_ids, post_stats_rows, user_stats_rows
+from labcore.adapters.sql.feature_rows import (
+    affinity_rows,
+    all_post_ids,
+    post_stats_rows,
+    user_stats_rows,
+)
 from labcore.errors import BackendUnavailable
 from labcore.features.base import EmbeddingsFor
 from labcore.features.cache import RedisFeatureCache

@@ -15,7 +15,8 @@ column-major answer into rows with one function, ``rows_from_columns``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -192,13 +193,31 @@ class FeastOnlineFeatures(FeatureSource):
     ``BackendUnavailable("features")``, so the feed's fallback to the Redis cache works as before.
     """
 
-    def __init__(self, store: feast.FeatureStore) -> None:
-        self.store = store
-        self._affinity = store.get_feature_service(AFFINITY_SERVICE)
+    def __init__(self, open_store: Callable[[], feast.FeatureStore]) -> None:
+        # Opened on first use, not here: a process may build its stack before the runtime applied
+        # the definitions, and a store that cannot open yet is "features down", not a crash.
+        self._open_store = open_store
+        self._store: feast.FeatureStore | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def store(self) -> feast.FeatureStore:
+        with self._lock:
+            if self._store is None:
+                try:
+                    self._store = self._open_store()
+                    self._store.get_feature_service(AFFINITY_SERVICE)  # applied definitions, or fail now
+                except Exception as exc:  # Feast raises its own types for a missing repo or service
+                    self._store = None
+                    raise BackendUnavailable("features", f"feast store not ready: {exc!r}") from exc
+            return self._store
 
     def _columns(self, features: Any, rows: list[dict[str, str]]) -> dict[str, tuple[list[Any], list[str]]]:
+        store = self.store
+        if isinstance(features, str):
+            features = store.get_feature_service(features)
         try:
-            answer = self.store.get_online_features(features=features, entity_rows=rows).to_dict()
+            answer = store.get_online_features(features=features, entity_rows=rows).to_dict()
         except Exception as exc:
             if not online_store_failed(exc):
                 raise
@@ -211,7 +230,7 @@ class FeastOnlineFeatures(FeatureSource):
         main = self._columns(RANKING_WITHOUT_EMBEDDING, [{"user_id": user_id, "post_id": p} for p, _ in posts])
         main["embedding"] = ([None] * len(posts), ["NOT_FOUND"] * len(posts))
         authors = sorted({author_id for _, author_id in posts})
-        affinity = self._columns(self._affinity, [{"user_id": user_id, "author_id": a} for a in authors])
+        affinity = self._columns(AFFINITY_SERVICE, [{"user_id": user_id, "author_id": a} for a in authors])
         return rows_from_columns(user_id, posts, authors, main, affinity)
 
     def health(self) -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import httpx
 
+from labcore.engines.process import stop_orphan
 from labcore.errors import LabError
 from labcore.lab.client import RuntimeInfo
 from labcore.settings import Settings
@@ -85,6 +86,7 @@ def _running(settings: Settings) -> RuntimeInfo | None:
         return None
     if info.profile == "embedded" and not _alive(info.pid):
         _stop_orphaned_redis(settings.runtime_file)
+        stop_orphan(settings.data_dir / "seaweedfs" / "seaweedfs.pid")  # its weed mini, likewise
         settings.runtime_file.unlink(missing_ok=True)  # left behind by a killed runtime
         return None
     return info

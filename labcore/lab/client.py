@@ -35,6 +35,7 @@ class RuntimeInfo:
     feature_server_url: str | None = None
     ranking_url: str | None = None
     data_dir: str | None = None
+    s3_endpoint: str | None = None
 
     @classmethod
     def read(cls, path: Path) -> RuntimeInfo:
@@ -194,13 +195,18 @@ class LabClient:
         world = generate_world(size, self.settings.seed if seed is None else seed)
         if self.store.get_users([world.users[0].user_id]):
             return {"already_seeded": 1}
-        stack = build_stack(
-            self.settings.model_copy(update={"redis_url": self.info.redis_url, "sql_url": self.info.sql_url})
-        )
+        stack = build_stack(self.stack_settings())
         try:
             return load_world(world, WritePath(stack), progress=progress)
         finally:
             stack.close()
+
+    def stack_settings(self) -> Settings:
+        """This client's settings pointed at the running stack's servers (what ``runtime.json`` says)."""
+        update = {"redis_url": self.info.redis_url, "sql_url": self.info.sql_url}
+        if self.info.s3_endpoint:
+            update["s3_endpoint"] = self.info.s3_endpoint
+        return self.settings.model_copy(update=update)
 
     # --- looking inside --------------------------------------------------------------------------
     def mailbox(self, user_id: str) -> list[tuple[str, float]]:

@@ -2,9 +2,11 @@
 
 ``feedlab up`` starts ``python -m labcore.lab.runtime`` in the background. The runtime
 
-1. starts a real ``redis-server`` child (unless ``FEEDLAB_REDIS_URL`` points at one);
-2. builds the stack and opens the files only one process may own: the SQLite database, Qdrant's
-   local-mode folder, the DuckDB impressions table and Feast's online store;
+1. starts a real ``redis-server`` child (unless ``FEEDLAB_REDIS_URL`` points at one) and a real S3
+   server, SeaweedFS's ``weed mini`` (unless ``FEEDLAB_S3_ENDPOINT`` points at one), both on loopback
+   with their data under the data dir; a SIGKILLed runtime's children are stopped by the next ``up``;
+2. builds the stack and opens the files only one process may own: the SQLite database, the Qdrant
+   Edge shard, the DuckDB impressions table and Feast's online store;
 3. materializes features once (SQL → parquet → online store) so a restarted stack serves at once;
 4. serves the API (8000), the ranking service (8001) and Feast's feature server (6566);
 5. runs the workers as threads: outbox relay, fan-out, embedding, interest vectors, feature
@@ -33,6 +35,7 @@ import uvicorn
 from labcore.bootstrap import Stack, build_stack, build_workers
 from labcore.engines.process import free_port
 from labcore.engines.redis import EmbeddedRedis
+from labcore.engines.seaweedfs import SeaweedFS
 from labcore.errors import InvalidInput, LabError, NotFound
 from labcore.features.batch import materialize
 from labcore.features.history import FeatureHistory
@@ -55,6 +58,7 @@ class Runtime:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
         self.redis_server: EmbeddedRedis | None = None
+        self.s3_server: SeaweedFS | None = None
         self.stack: Stack | None = None
         self.stop_event = threading.Event()  # the whole runtime
         self.threads: dict[str, threading.Thread] = {}
@@ -109,7 +113,9 @@ class Runtime:
         stack.__dict__["features"] = self._feast_gate
 
         relay = self._start_workers(stack, writer)
-        from services.api.app import create_app  # the API and ranking are deployables on labcore
+        from services.api.app import (
+            create_app,  # the API and ranking are deployables on labcore
+        )
         from services.ranking.app import create_app as create_ranking_app
 
         writes = WritePath(stack, on_commit=relay.notify)
@@ -134,6 +140,13 @@ class Runtime:
                 settings.data_dir / "redis", binary=settings.redis_server_binary, host=settings.host
             ).start()
             updates["redis_url"] = self.redis_server.url
+        if "s3_endpoint" not in settings.model_fields_set:
+            # The object store: a real S3 server beside us, its data under the data dir, loopback only.
+            self.s3_server = SeaweedFS(
+                settings.data_dir / "seaweedfs", port=free_port(settings.host),
+                access_key=settings.s3_access_key, secret_key=settings.s3_secret_key,
+            ).start()  # fmt: skip
+            updates["s3_endpoint"] = self.s3_server.endpoint
         for field in ("api_port", "ranking_port", "feature_port"):
             if getattr(settings, field) == 0:
                 updates[field] = free_port(settings.host)
@@ -273,6 +286,8 @@ class Runtime:
             self.stack.close()
         if self.redis_server is not None:
             self.redis_server.stop()
+        if self.s3_server is not None:
+            self.s3_server.stop()
         self.settings.runtime_file.unlink(missing_ok=True)
 
     def serve_forever(self) -> None:
@@ -322,6 +337,8 @@ class Runtime:
             "feature_server_url": settings.resolved_feature_server_url(),
             "redis_url": settings.redis_url,
             "redis_pid": self.redis_server.pid if self.redis_server else None,
+            "s3_endpoint": settings.s3_endpoint,
+            "s3_pid": self.s3_server.pid if self.s3_server else None,
             "sql_url": settings.resolved_sql_url(),
             "data_dir": str(settings.data_dir.resolve()),
             "started_at": time.time(),

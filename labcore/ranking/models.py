@@ -18,7 +18,9 @@ def get_model(version: str, models_dir: Path | None = None) -> Model:
         return MODELS[version]
     known = list(MODELS)
     if models_dir is not None:
-        from labcore.ranking.learned.registry import ModelRegistry  # scikit-learn only for learned models
+        from labcore.ranking.learned.registry import (
+            ModelRegistry,  # scikit-learn only for learned models
+        )
 
         registry = ModelRegistry(models_dir)
         if version in registry:

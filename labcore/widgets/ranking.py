@@ -20,7 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from labcore.ranking.formula import RECENCY_HALF_LIFE_HOURS, WEIGHTS, Candidate, formula_terms
+from labcore.ranking.formula import (
+    RECENCY_HALF_LIFE_HOURS,
+    WEIGHTS,
+    Candidate,
+    formula_terms,
+)
 from labcore.widgets.output import show
 
 if TYPE_CHECKING:

@@ -26,8 +26,18 @@ import numpy as np
 from opentelemetry import trace
 from sqlalchemy.engine import Engine
 
-from labcore.adapters.sql.feature_rows import affinity_rows, post_stats_rows, user_stats_rows
-from labcore.domain import PostCreated, PostLiked, Record, UserFollowed, engagement_from_dict
+from labcore.adapters.sql.feature_rows import (
+    affinity_rows,
+    post_stats_rows,
+    user_stats_rows,
+)
+from labcore.domain import (
+    PostCreated,
+    PostLiked,
+    Record,
+    UserFollowed,
+    engagement_from_dict,
+)
 from labcore.errors import BackendUnavailable, LabError
 from labcore.features.base import EmbeddingsFor, affinity_score
 from labcore.features.repo import write_lock

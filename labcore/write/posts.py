@@ -19,7 +19,17 @@ from opentelemetry import trace
 
 from labcore.adapters.sql.store import OutboxEntry
 from labcore.bootstrap import Stack
-from labcore.domain import WRITTEN_AT, Event, Post, PostCreated, PostLiked, User, UserFollowed, to_epoch, utcnow
+from labcore.domain import (
+    WRITTEN_AT,
+    Event,
+    Post,
+    PostCreated,
+    PostLiked,
+    User,
+    UserFollowed,
+    to_epoch,
+    utcnow,
+)
 from labcore.errors import InvalidInput, LabError
 from labcore.observability import metrics, tracing
 from labcore.workers.fanout import delivery_for

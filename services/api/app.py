@@ -17,10 +17,27 @@ from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 
 from labcore.bootstrap import Stack
-from labcore.errors import BackendUnavailable, Conflict, Forbidden, InvalidInput, LabError, NotFound, TooLarge
+from labcore.errors import (
+    BackendUnavailable,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    LabError,
+    NotFound,
+    TooLarge,
+)
 from labcore.feed.pipeline import FeedPipeline
 from labcore.write.posts import WritePath
-from services.api.routes import admin, feed, health, impressions, introspect, media, posts, traces, users
+from services.api.routes import (
+    admin,
+    feed,
+    health,
+    impressions,
+    introspect,
+    posts,
+    traces,
+    users,
+)
 from services.api.routes.admin import ServiceControl
 from services.api.schemas import ErrorPublic
 from services.http_telemetry import FASTAPI_TELEMETRY, instrument
@@ -117,7 +134,7 @@ def create_app(
     if control is not None:
         app.state.control = control
         app.include_router(admin.router)
-    routers = (users, posts, feed, impressions, introspect, media, health, traces)
+    routers = (users, posts, feed, impressions, introspect, health, traces)
     for module in routers:
         app.include_router(module.router)
     instrument(app)

@@ -191,6 +191,7 @@ class Health(BaseModel):
     )
     ready: bool = Field(default=False, description="no outbox backlog and no consumer group backlog")
     profile: str
+    engines: dict[str, str] = Field(default_factory=dict, description="Which engine serves vectors and media.")
     components: dict[str, str]
     workers: dict[str, dict[str, object]] = {}
     outbox_backlog: int | None = None

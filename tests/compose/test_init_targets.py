@@ -13,7 +13,12 @@ import pytest
 
 from labcore.adapters.impressions.pinot import PinotImpressions
 from labcore.adapters.impressions.query import SEEN_SQL
-from labcore.domain import TOPIC_ENGAGEMENTS, TOPIC_IMPRESSIONS, TOPIC_NEW_POSTS, ImpressionLogged
+from labcore.domain import (
+    TOPIC_ENGAGEMENTS,
+    TOPIC_IMPRESSIONS,
+    TOPIC_NEW_POSTS,
+    ImpressionLogged,
+)
 from labcore.features.base import AFFINITY_SERVICE, RANKING_SERVICE
 from labcore.features.repo import DEFINITIONS_FILE, feast_dir
 from labcore.lab.client import RuntimeInfo

@@ -65,7 +65,9 @@ def redis_backend(url: str) -> Backend:
 
 
 def kafka_backend(bootstrap: str) -> Backend:
-    from labcore.adapters.events.kafka import KafkaEventLog  # only when Kafka is selected
+    from labcore.adapters.events.kafka import (
+        KafkaEventLog,  # only when Kafka is selected
+    )
 
     def make_log(claim_idle_ms: int | None) -> EventLog:
         # Kafka has no per-record claim timeout: a dead member's partitions move on rebalance.

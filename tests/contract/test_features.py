@@ -20,16 +20,30 @@ import numpy as np
 import pytest
 import redis
 
-from labcore.adapters.sql.feature_rows import affinity_rows, post_stats_rows, user_stats_rows
+from labcore.adapters.sql.feature_rows import (
+    affinity_rows,
+    post_stats_rows,
+    user_stats_rows,
+)
 from labcore.adapters.sql.store import SqlStore
 from labcore.domain import Post, to_epoch, utcnow
 from labcore.engines.process import free_port
 from labcore.errors import BackendUnavailable
-from labcore.features.base import AuthorAffinity, PostStats, RankingFeatures, UserStats, affinity_score
+from labcore.features.base import (
+    AuthorAffinity,
+    PostStats,
+    RankingFeatures,
+    UserStats,
+    affinity_score,
+)
 from labcore.features.batch import MaterializeReport, materialize
 from labcore.features.cache import RedisFeatureCache
 from labcore.features.feast import FeastOnlineFeatures, FeastServerFeatures
-from labcore.features.repo import open_serving_store, open_store, redis_connection_string
+from labcore.features.repo import (
+    open_serving_store,
+    open_store,
+    redis_connection_string,
+)
 from labcore.features.server import FeatureServerThread
 from labcore.features.writer import FeatureWriter
 from labcore.settings import Settings
@@ -392,7 +406,7 @@ def test_rows_without_embeddings_are_the_same_rows_minus_the_vector(lab: Lab) ->
 def test_in_process_feast_answers_what_the_feature_server_answers(lab: Lab) -> None:
     """The embedded feed reads Feast in-process; the rows must equal the server's (minus the vector,
     which the feed takes from the vector store), including after a fresh write and for missing keys."""
-    in_process = FeastOnlineFeatures(open_serving_store(lab.settings))
+    in_process = FeastOnlineFeatures(lambda: open_serving_store(lab.settings))
     server = FeastServerFeatures(lab.server.url, include_embeddings=False)
     candidates = lab.candidates("a1", "b1", "b2", "c1", "c2", "missing")
     lab.refresh.post_liked("alice", "c2")  # a pushed row, not only the batch's
@@ -403,3 +417,11 @@ def test_in_process_feast_answers_what_the_feature_server_answers(lab: Lab) -> N
         in_process.health()
     finally:
         server.close()
+
+
+def test_in_process_feast_without_applied_definitions_is_backend_unavailable(tmp_path: Path) -> None:
+    """A stack built before the runtime applied Feast's repo: features are down (a fallback), not a 500."""
+    empty = Settings(data_dir=tmp_path / "nothing-applied")
+    source = FeastOnlineFeatures(lambda: open_serving_store(empty))
+    with pytest.raises(BackendUnavailable, match="features"):
+        source.ranking_features("alice", [("p1", "bob")])

@@ -1,4 +1,4 @@
-"""One contract for every MediaStore: the local folder, S3 on moto, and S3 on a real S3 server.
+"""One contract for every MediaStore: S3 on moto, and S3 on a real S3 server (SeaweedFS).
 
 moto speaks the S3 HTTP API on a real socket in this process but accepts any signature. SeaweedFS
 (the session's ``labcore.engines`` S3 server, standing in for MinIO) checks SigV4 for real: against it
@@ -23,10 +23,8 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from labcore.adapters.media.base import MediaStore
-from labcore.adapters.media.local import LocalMedia
 from labcore.adapters.media.s3 import S3Media
-from labcore.adapters.media.signing import UrlSigner
-from labcore.errors import BackendUnavailable, Forbidden, InvalidInput, NotFound
+from labcore.errors import BackendUnavailable, InvalidInput, NotFound
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
 BAD_KEYS = [
@@ -63,21 +61,6 @@ def seaweed_s3(server, bucket: str | None = None, **kwargs) -> S3Media:
     return make_s3(server.endpoint, bucket, keys=(server.access_key, server.secret_key), **kwargs)
 
 
-def local_backend(tmp_path: Path) -> Backend:
-    store = LocalMedia(tmp_path / "media", UrlSigner("test-secret"), "http://api.test/")
-    store.ensure_root()
-
-    def fetch(url: str) -> bytes:
-        # What the API's GET /media/{key} route does with the URL's parts.
-        parts = urlsplit(url)
-        assert f"{parts.scheme}://{parts.netloc}" == "http://api.test"
-        query = parse_qs(parts.query)
-        key = parts.path.removeprefix("/media/")
-        return store.open_signed(key, int(query["expires"][0]), query["signature"][0])[0]
-
-    return Backend(store, fetch)
-
-
 def s3_backend(store: S3Media) -> Backend:
     store.ensure_bucket()
 
@@ -89,10 +72,8 @@ def s3_backend(store: S3Media) -> Backend:
     return Backend(store, fetch)
 
 
-@pytest.fixture(params=["local", "s3-moto", "s3-seaweedfs"])
+@pytest.fixture(params=["s3-moto", "s3-seaweedfs"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    if request.param == "local":
-        return local_backend(tmp_path)
     if request.param == "s3-moto":
         return s3_backend(make_s3(request.getfixturevalue("moto_endpoint")))
     return s3_backend(seaweed_s3(request.getfixturevalue("seaweedfs")))
@@ -139,68 +120,6 @@ def test_health_passes(backend: Backend) -> None:
 
 
 # --- Local folder ----------------------------------------------------------------------------
-
-
-def test_local_files_are_plain_files_and_writes_leave_no_temp_files(tmp_path: Path) -> None:
-    backend = local_backend(tmp_path)
-    backend.store.put("posts/a.png", PNG, "image/png")
-    assert (tmp_path / "media/posts/a.png").read_bytes() == PNG
-    assert sorted(p.name for p in (tmp_path / "media/posts").iterdir()) == ["a.png", "a.png.type"]
-
-
-@pytest.mark.parametrize(
-    "tamper, message",
-    [
-        pytest.param(lambda key, exp, sig: (key, exp, "0" * 64), "bad signature", id="signature"),
-        pytest.param(lambda key, exp, sig: (key, exp + 60, sig), "bad signature", id="expiry"),
-        pytest.param(lambda key, exp, sig: ("posts/b.png", exp, sig), "bad signature", id="key"),
-        pytest.param(lambda key, exp, sig: (key, int(time.time()) - 1, None), "expired", id="old"),
-    ],
-)
-def test_local_open_signed_refuses_tampered_or_expired_urls(
-    tmp_path: Path, tamper, message: str
-) -> None:
-    backend = local_backend(tmp_path)
-    store = backend.store
-    assert isinstance(store, LocalMedia)
-    store.put("posts/a.png", PNG, "image/png")
-    store.put("posts/b.png", PNG, "image/png")
-    query = parse_qs(urlsplit(store.url("posts/a.png", 60)).query)
-    key, expires, signature = tamper("posts/a.png", int(query["expires"][0]), query["signature"][0])
-    if signature is None:  # a correctly signed URL whose time has passed
-        signature = UrlSigner("test-secret").sign(key, expires)
-    with pytest.raises(Forbidden, match=message):
-        store.open_signed(key, expires, signature)
-
-
-def test_local_open_signed_rejects_bad_keys_before_verifying(tmp_path: Path) -> None:
-    with pytest.raises(InvalidInput):
-        local_backend(tmp_path).store.open_signed("../secret.png", 2**40, "0" * 64)
-
-
-def test_local_symlink_out_of_root_is_refused(tmp_path: Path) -> None:
-    backend = local_backend(tmp_path)
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    (outside / "x.png").write_bytes(b"secret")
-    (tmp_path / "media/evil").symlink_to(outside, target_is_directory=True)
-    with pytest.raises(InvalidInput):
-        backend.store.get("evil/x.png")
-    with pytest.raises(InvalidInput):
-        backend.store.put("evil/y.png", PNG, "image/png")
-    assert not (outside / "y.png").exists()
-
-
-def test_local_health_fails_without_a_writable_root(tmp_path: Path) -> None:
-    store = LocalMedia(tmp_path / "missing", UrlSigner("k"), "http://api.test")
-    with pytest.raises(BackendUnavailable):
-        store.health()
-    (tmp_path / "file").write_text("not a folder")
-    with pytest.raises(BackendUnavailable):
-        LocalMedia(tmp_path / "file", UrlSigner("k"), "http://api.test").health()
-
-
-# --- S3 --------------------------------------------------------------------------------------
 
 
 def closed_port() -> int:

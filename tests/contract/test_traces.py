@@ -16,7 +16,12 @@ from opentelemetry.trace import Status, StatusCode
 
 from labcore.adapters.traces.jaeger import JaegerTraces
 from labcore.errors import BackendUnavailable
-from labcore.observability.tracing import LabTracerProvider, build_provider, extract, inject
+from labcore.observability.tracing import (
+    LabTracerProvider,
+    build_provider,
+    extract,
+    inject,
+)
 from labcore.settings import Settings
 
 

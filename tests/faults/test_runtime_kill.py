@@ -18,6 +18,7 @@ import pytest
 
 from tests.faults.stack import client, feedlab_up, runtime_info, stack_env, wait_for
 
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))  # a valid PNG header: media validation sniffs it
 SETTLED, IN_FLIGHT = 60, 120
 
 
@@ -49,6 +50,9 @@ def test_sigkilled_runtime_comes_back_with_its_data(tmp_path: Path) -> None:
             bodies = [{"user_id": authors[i % 4], "content": f"settled post {i} on woodworking"} for i in range(SETTLED)]
             posts = asyncio.run(post_all(lab.info.api_url, bodies))
             wait_for(lambda: lab.inspect("vectors", limit=1)["count"] >= SETTLED, "the first posts are embedded")
+            # a picture in the bucket: acknowledged, so it must survive the kill (SeaweedFS's own files)
+            picture = lab.post(authors[0], "a picture before the kill", media=PNG)
+            posts.append({"user_id": authors[0], "post_id": picture["post_id"]})
             counts_before = lab.store.counts()
             # a second burst, and the kill right behind it: some events are still in the outbox or
             # polled but unacked when the process dies
@@ -62,10 +66,13 @@ def test_sigkilled_runtime_comes_back_with_its_data(tmp_path: Path) -> None:
         # runtime's redis-server child did not outlive it next to the new one on the same files
         assert runtime_info(stack)["pid"] != info["pid"]
         assert gone_or_zombie(info["redis_pid"]), "the killed runtime's redis-server is still running"
+        assert gone_or_zombie(info["s3_pid"]), "the killed runtime's S3 server is still running"
         with client(stack) as lab:
             counts = lab.store.counts()
             assert counts["users"] == counts_before["users"]
-            assert counts["posts"] == len(posts) == SETTLED + IN_FLIGHT
+            assert counts["posts"] == len(posts) == SETTLED + IN_FLIGHT + 1
+            url = lab.api.get(f"/posts/{picture['post_id']}").json()["media_url"]
+            assert httpx.get(url, timeout=5).content == PNG  # from the restarted S3 server, same bucket
             follows = {r: set(lab.store.followee_ids(r)) for r in readers}
             assert all(follows[r] == set(authors[: 1 + i % 4]) for i, r in enumerate(readers))
 

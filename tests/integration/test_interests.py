@@ -23,7 +23,16 @@ from labcore.adapters.sql.store import SqlStore
 from labcore.adapters.vectors.base import VectorItem
 from labcore.adapters.vectors.qdrant_edge import QdrantEdgeVectors
 from labcore.bootstrap import redis_client
-from labcore.domain import TOPIC_ENGAGEMENTS, TOPIC_NEW_POSTS, Post, PostCreated, PostLiked, Record, to_epoch, utcnow
+from labcore.domain import (
+    TOPIC_ENGAGEMENTS,
+    TOPIC_NEW_POSTS,
+    Post,
+    PostCreated,
+    PostLiked,
+    Record,
+    to_epoch,
+    utcnow,
+)
 from labcore.embeddings import DIM, Embedder
 from labcore.engines.process import free_port
 from labcore.errors import BackendUnavailable

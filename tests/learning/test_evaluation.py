@@ -6,7 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from labcore.ranking.learned.evaluation import auc_margin, engagement_by_arm, margin_table, metric_table, ndcg_at_k
+from labcore.ranking.learned.evaluation import (
+    auc_margin,
+    engagement_by_arm,
+    margin_table,
+    metric_table,
+    ndcg_at_k,
+)
 
 
 def test_ndcg_is_one_for_the_ideal_order_and_less_otherwise() -> None:

@@ -9,7 +9,13 @@ import pytest
 
 from labcore.errors import LabError
 from labcore.lab.client import LabClient, connect
-from labcore.lab.learning_loop import LoopConfig, LoopReport, registry, run_loop, serving
+from labcore.lab.learning_loop import (
+    LoopConfig,
+    LoopReport,
+    registry,
+    run_loop,
+    serving,
+)
 from labcore.ranking.ab_split import AbSplit
 from labcore.settings import Settings
 from tests.conftest import RunningStack

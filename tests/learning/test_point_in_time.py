@@ -20,7 +20,12 @@ from labcore.features.base import affinity_score
 from labcore.features.batch import materialize
 from labcore.features.cache import RedisFeatureCache
 from labcore.features.history import FeatureHistory
-from labcore.features.repo import feast_dir, offline_data_dir, open_store, open_training_store
+from labcore.features.repo import (
+    feast_dir,
+    offline_data_dir,
+    open_store,
+    open_training_store,
+)
 from labcore.features.writer import FeatureWriter
 from labcore.ranking.learned.dataset import training_rows
 from labcore.settings import Settings

@@ -1,6 +1,6 @@
 """The API built in-process (``services.api.app.create_app``) over an embedded stack of its own.
 
-A real redis-server, SQLite, Qdrant Edge, DuckDB and a media folder in a temp dir; Feast's
+A real redis-server, SQLite, Qdrant Edge, DuckDB and a real S3 server (SeaweedFS) in a temp dir; Feast's
 server and the ranking service are not started, so feeds take their named fallbacks (a 200 all the
 same). No admin routes: nothing here can stop a service. Limits are set small so the size checks
 need small bodies.
@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from labcore.bootstrap import Stack, build_stack
 from labcore.engines.process import free_port
 from labcore.engines.redis import EmbeddedRedis
+from labcore.engines.seaweedfs import SeaweedFS
 from labcore.observability.tracing import setup_tracing
 from labcore.settings import Settings
 from labcore.write.posts import WritePath
@@ -40,10 +41,14 @@ class Api:
 @pytest.fixture(scope="package")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     data_dir: Path = tmp_path_factory.mktemp("security")
+    s3 = SeaweedFS(data_dir / "s3", port=free_port()).start()
     with EmbeddedRedis(data_dir / "redis", appendonly=False) as server:
         settings = Settings(
             data_dir=data_dir,
             redis_url=server.url,
+            s3_endpoint=s3.endpoint,
+            s3_access_key=s3.access_key,
+            s3_secret_key=s3.secret_key,
             media_max_bytes=MEDIA_MAX_BYTES,
             content_max_chars=CONTENT_MAX_CHARS,
             # nothing listens on these: features and ranking take their fallbacks, fast
@@ -60,3 +65,4 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
         with TestClient(app, raise_server_exceptions=False) as client:
             yield Api(app, stack, writes, client, settings)
         stack.close()
+    s3.stop()

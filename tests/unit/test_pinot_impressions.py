@@ -17,7 +17,12 @@ import httpx
 import pytest
 
 from labcore.adapters.impressions.pinot import PinotImpressions
-from labcore.adapters.impressions.query import SEEN_LIMIT, SEEN_SQL, seen_query, to_pyformat
+from labcore.adapters.impressions.query import (
+    SEEN_LIMIT,
+    SEEN_SQL,
+    seen_query,
+    to_pyformat,
+)
 from labcore.domain import TOPIC_IMPRESSIONS, ImpressionLogged
 from labcore.errors import BackendUnavailable
 

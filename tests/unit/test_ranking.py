@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from labcore.ranking.formula import WEIGHTS, Candidate, formula_terms, formula_v1, jitter, recency
+from labcore.ranking.formula import (
+    WEIGHTS,
+    Candidate,
+    formula_terms,
+    formula_v1,
+    jitter,
+    recency,
+)
 from labcore.ranking.models import get_model
 from services.ranking.app import create_app
 

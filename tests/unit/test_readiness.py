@@ -11,7 +11,12 @@ import pytest
 from labcore.errors import BackendUnavailable
 from labcore.lab.client import LabClient
 from labcore.settings import Settings
-from labcore.workers.backlog import BacklogTracker, GroupBacklog, consumer_groups, is_ready
+from labcore.workers.backlog import (
+    BacklogTracker,
+    GroupBacklog,
+    consumer_groups,
+    is_ready,
+)
 
 
 class Backlogs:

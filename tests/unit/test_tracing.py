@@ -114,7 +114,9 @@ def test_with_an_otlp_endpoint_spans_are_exported_over_otlp_http(tmp_path) -> No
     import threading
     from http.server import BaseHTTPRequestHandler, HTTPServer
 
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
 
     from labcore.settings import Settings
 

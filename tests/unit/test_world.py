@@ -11,7 +11,15 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from labcore.lab.world import TOPIC_NAMES, TOPICS, WINDOW, WORLD_SIZES, World, generate_world, load_world
+from labcore.lab.world import (
+    TOPIC_NAMES,
+    TOPICS,
+    WINDOW,
+    WORLD_SIZES,
+    World,
+    generate_world,
+    load_world,
+)
 from labcore.write.posts import USERNAME
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)

@@ -48,8 +48,16 @@ def health(stack: StackDep, request: Request) -> Health:
         status = "degraded"
     else:
         status = "ok" if ready else "catching_up"
+    settings = stack.settings
+    engines = {
+        "vectors": f"qdrant server at {settings.resolved_vector_url()}"
+        if settings.resolved_vector_url()
+        else "qdrant-edge (Qdrant's engine in this process)",
+        "media": f"S3 server (SeaweedFS) at {settings.s3_endpoint}",
+    }
     return Health(
         status=status,
+        engines=engines,
         ready=ready,
         profile=stack.settings.profile,
         components=components,

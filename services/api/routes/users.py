@@ -7,7 +7,14 @@ from fastapi import APIRouter, Query, Response, status
 from labcore.bootstrap import Stack
 from labcore.domain import User
 from services.api.deps import StackDep, WritesDep
-from services.api.schemas import ErrorPublic, FollowRequest, FollowResult, UserCreate, UserPage, UserPublic
+from services.api.schemas import (
+    ErrorPublic,
+    FollowRequest,
+    FollowResult,
+    UserCreate,
+    UserPage,
+    UserPublic,
+)
 
 router = APIRouter(prefix="/users", tags=["users"])
 

@@ -45,7 +45,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from feast import Entity, FeatureService, FeatureView, Field, FileSource, PushSource, ValueType
+from feast import (
+    Entity,
+    FeatureService,
+    FeatureView,
+    Field,
+    FileSource,
+    PushSource,
+    ValueType,
+)
 from feast.types import Array, Bool, Float32, Float64, Int64, String
 
 # The event timestamp of a batch row is the moment the SQL snapshot was taken; pushed rows carry the
