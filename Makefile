@@ -39,7 +39,9 @@ seed: install
 	$(BIN)/feedlab seed --size $(WORLD)
 
 ## The whole suite. Real MariaDB and Redis are required: unreachable means failed, not skipped.
-test: install
+## Kafka, Pinot and Jaeger come from Maven Central and the Go proxy on first use (cached under
+## ~/.cache/feedlab-engines: ~15 min cold, mostly building Jaeger; seconds warm).
+test: install engines-fetch
 	FEEDLAB_REQUIRE_SERVERS=1 $(BIN)/python -m pytest tests $(PYTEST_ARGS)
 
 test-unit: install
