@@ -1,7 +1,8 @@
-"""One contract for every EventLog: Redis Streams on both Redis servers, and Kafka when reachable.
+"""One contract for every EventLog: Redis Streams on both Redis servers, Kafka when reachable, and
+the in-memory fake of ``labcore.testing`` (so the fake unit tests use cannot drift from the real ones).
 
 Kafka runs only when ``FEEDLAB_TEST_KAFKA_BOOTSTRAP`` names a reachable broker (there is none on a
-developer machine by default). It does not need Redis, so it runs once, under the ``embedded`` id.
+developer machine by default). Kafka and the fake do not need Redis, so they run once, under the ``embedded`` id.
 
 A "crash" here is ``close()`` without ``ack``: Redis keeps the entries pending for the consumer,
 Kafka keeps the group's committed offsets where they were. Either way the records must come back.
@@ -22,6 +23,7 @@ from labcore.adapters.events.redis_streams import RedisStreamsEventLog
 from labcore.adapters.redis.server import free_port
 from labcore.domain import Record
 from labcore.errors import BackendUnavailable
+from labcore.testing import MemoryEventLog
 
 KAFKA_BOOTSTRAP = os.environ.get("FEEDLAB_TEST_KAFKA_BOOTSTRAP")
 PARTITIONS = 4
@@ -83,10 +85,24 @@ def kafka_backend(bootstrap: str) -> Backend:
     return Backend(make_log, settle)
 
 
-@pytest.fixture(params=["redis-streams", "kafka"])
+def memory_backend() -> Backend:
+    def make_log(claim_idle_ms: int | None) -> EventLog:
+        kwargs = {} if claim_idle_ms is None else {"claim_idle_ms": claim_idle_ms}
+        return MemoryEventLog(PARTITIONS, **kwargs)
+
+    logs: dict[int | None, EventLog] = {}  # one log per claim setting: subscribers must share a log
+
+    return Backend(lambda claim: logs.setdefault(claim, make_log(claim)))
+
+
+@pytest.fixture(params=["redis-streams", "kafka", "memory"])
 def backend(request: pytest.FixtureRequest, redis_url: str) -> Iterator[Backend]:
     if request.param == "redis-streams":
         chosen = redis_backend(redis_url)
+    elif request.param == "memory":
+        if request.node.callspec.params["redis_url"] != "embedded":
+            pytest.skip("the in-memory fake does not depend on Redis: it runs once, under the embedded id")
+        chosen = memory_backend()
     else:
         if not KAFKA_BOOTSTRAP:
             pytest.skip("FEEDLAB_TEST_KAFKA_BOOTSTRAP not set: no Kafka broker to test against")
@@ -273,3 +289,12 @@ def test_unreachable_redis_raises_backend_unavailable() -> None:
             log.tail("t")
     finally:
         log.close()
+
+
+def test_a_down_memory_log_is_backend_unavailable() -> None:
+    log = MemoryEventLog(PARTITIONS)
+    subscription = log.subscribe("t", "g", "c1")
+    log.down = True
+    for call in (lambda: log.publish("t", "k", {"n": 1}), lambda: subscription.poll(timeout_ms=10), log.health):
+        with pytest.raises(BackendUnavailable, match="event-log"):
+            call()

@@ -1,4 +1,5 @@
-"""One contract for every MediaStore: the local folder and S3 (a moto S3 server in this process).
+"""One contract for every MediaStore: the local folder, S3 (a moto S3 server in this process) and the
+in-memory fake of ``labcore.testing``.
 
 moto speaks the S3 HTTP API on a real socket, so S3Media runs its real minio client, presigned URLs
 are fetched with httpx, and an unreachable endpoint fails the way a dead MinIO would.
@@ -25,6 +26,7 @@ from labcore.adapters.media.local import LocalMedia
 from labcore.adapters.media.s3 import S3Media
 from labcore.adapters.media.signing import UrlSigner
 from labcore.errors import BackendUnavailable, Forbidden, InvalidInput, NotFound
+from labcore.testing import MemoryMedia
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
 BAD_KEYS = [
@@ -79,10 +81,17 @@ def s3_backend(endpoint: str) -> Backend:
     return Backend(store, fetch)
 
 
-@pytest.fixture(params=["local", "s3"])
+def memory_backend() -> Backend:
+    store = MemoryMedia()
+    return Backend(store, store.fetch)
+
+
+@pytest.fixture(params=["local", "s3", "memory"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     if request.param == "local":
         return local_backend(tmp_path)
+    if request.param == "memory":
+        return memory_backend()
     return s3_backend(request.getfixturevalue("moto_endpoint"))
 
 
@@ -124,6 +133,17 @@ def test_bad_keys_are_invalid_input(backend: Backend, key: str, operation: str) 
 
 def test_health_passes(backend: Backend) -> None:
     backend.store.health()
+
+
+def test_memory_urls_expire_and_a_down_store_is_unavailable() -> None:
+    store = MemoryMedia()
+    store.put("posts/a.png", PNG, "image/png")
+    with pytest.raises(Forbidden, match="expired"):
+        store.fetch(store.url("posts/a.png", -1))
+    store.down = True
+    for call in (store.health, lambda: store.get("posts/a.png"), lambda: store.put("posts/b.png", PNG, "image/png")):
+        with pytest.raises(BackendUnavailable):
+            call()
 
 
 # --- Local folder ----------------------------------------------------------------------------
