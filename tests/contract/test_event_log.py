@@ -24,6 +24,7 @@ from labcore.adapters.redis.server import free_port
 from labcore.domain import Record
 from labcore.errors import BackendUnavailable
 from labcore.testing import MemoryEventLog
+from tests.helpers import once_across_redis_servers
 
 KAFKA_BOOTSTRAP = os.environ.get("FEEDLAB_TEST_KAFKA_BOOTSTRAP")
 PARTITIONS = 4
@@ -100,14 +101,12 @@ def backend(request: pytest.FixtureRequest, redis_url: str) -> Iterator[Backend]
     if request.param == "redis-streams":
         chosen = redis_backend(redis_url)
     elif request.param == "memory":
-        if request.node.callspec.params["redis_url"] != "embedded":
-            pytest.skip("the in-memory fake does not depend on Redis: it runs once, under the embedded id")
+        once_across_redis_servers(request, "the in-memory fake")
         chosen = memory_backend()
     else:
         if not KAFKA_BOOTSTRAP:
             pytest.skip("FEEDLAB_TEST_KAFKA_BOOTSTRAP not set: no Kafka broker to test against")
-        if request.node.callspec.params["redis_url"] != "embedded":
-            pytest.skip("Kafka does not depend on Redis: it runs once, under the embedded id")
+        once_across_redis_servers(request, "Kafka")
         try:
             chosen = kafka_backend(KAFKA_BOOTSTRAP)
             chosen.make_log(None).close()  # probe: is a broker there?

@@ -29,6 +29,7 @@ from labcore.adapters.redis.server import free_port
 from labcore.domain import ImpressionLogged
 from labcore.errors import BackendUnavailable
 from labcore.testing import MemoryImpressions
+from tests.helpers import once_across_redis_servers
 
 PINOT_URL = os.environ.get("FEEDLAB_TEST_PINOT_URL")
 KAFKA_BOOTSTRAP = os.environ.get("FEEDLAB_TEST_KAFKA_BOOTSTRAP")
@@ -94,8 +95,7 @@ def backend(request: pytest.FixtureRequest, redis_url: str, tmp_path: Path) -> I
     if request.param == "redis-recent":
         chosen = redis_backend(redis_url)
     else:
-        if request.node.callspec.params["redis_url"] != "embedded":
-            pytest.skip(f"{request.param} does not depend on Redis: it runs once, under the embedded id")
+        once_across_redis_servers(request, request.param)
         if request.param == "duckdb":
             chosen = duckdb_backend(tmp_path / "olap" / "impressions.duckdb")
         elif request.param == "memory":

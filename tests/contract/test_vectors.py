@@ -1,6 +1,7 @@
-"""The vector-store contract, on Qdrant local mode and on a Qdrant server.
+"""The vector-store contract, on Qdrant local mode, on a Qdrant server and on the in-memory fake of
+``labcore.testing``.
 
-Local mode always runs. The server runs where ``FEEDLAB_TEST_QDRANT_URL`` points at one (compose,
+Local mode and the fake always run. The server runs where ``FEEDLAB_TEST_QDRANT_URL`` points at one (compose,
 CI with a Qdrant service); each test gets its own collection there, dropped afterwards.
 """
 
@@ -20,26 +21,23 @@ from labcore.adapters.vectors.base import VectorItem, VectorStore
 from labcore.adapters.vectors.qdrant import QdrantVectors
 from labcore.embeddings import DIM
 from labcore.errors import BackendUnavailable
+from labcore.testing import MemoryVectors
+from tests.helpers import unit
 
 QDRANT_URL = os.environ.get("FEEDLAB_TEST_QDRANT_URL")
 REQUIRE_SERVERS = os.environ.get("FEEDLAB_REQUIRE_SERVERS") == "1"
-
-
-def unit(*weights: float) -> np.ndarray:
-    """A unit vector whose first coordinates are ``weights`` (the rest zero)."""
-    vector = np.zeros(DIM, dtype=np.float32)
-    vector[: len(weights)] = weights
-    return vector / np.linalg.norm(vector)
 
 
 def item(post_id: str, vector: np.ndarray, author_id: str = "alice", created_at: float = 1.0) -> VectorItem:
     return VectorItem(post_id, vector, author_id, created_at)
 
 
-@pytest.fixture(params=["local", "server"])
+@pytest.fixture(params=["local", "server", "memory"])
 def vectors(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStore]:
     if request.param == "local":
         store = QdrantVectors.local(tmp_path / "qdrant", "posts")
+    elif request.param == "memory":
+        store = MemoryVectors()
     else:
         if not QDRANT_URL:
             pytest.skip("Qdrant server: set FEEDLAB_TEST_QDRANT_URL (e.g. http://127.0.0.1:6333) to run")
@@ -158,6 +156,13 @@ def test_unreachable_server_is_backend_unavailable_quickly(call: str) -> None:
         calls[call]()
     assert time.perf_counter() - start < 2.5
     assert raised.value.component == "vectors" and raised.value.__cause__ is not None
+
+
+def test_a_down_memory_store_is_backend_unavailable() -> None:
+    store = MemoryVectors(down=True)
+    for call in (store.health, lambda: store.search(unit(1.0), 5), lambda: store.upsert([item("p", unit(1.0))])):
+        with pytest.raises(BackendUnavailable, match="vectors"):
+            call()
 
 
 def test_missing_collection_is_backend_unavailable(tmp_path: Path) -> None:

@@ -16,7 +16,8 @@ import httpx
 import psutil
 import pytest
 
-from tests.faults.stack import client, feedlab_up, runtime_info, stack_env, wait_for
+from tests.faults.stack import client, feedlab_up, runtime_info, stack_env
+from tests.helpers import wait_for
 
 SETTLED, IN_FLIGHT = 60, 120
 
