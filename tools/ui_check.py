@@ -14,7 +14,7 @@ media URLs). This script does what a learner does:
    not used): for each notebook in ``WIDGET_NOTEBOOKS``, in course order, it opens the notebook, clicks
    **Run → Run All Cells**, waits for ``all checks passed``, checks that every widget output rendered
    its DOM (not "Error displaying widget"; a text fallback shows no widget output at all), and saves
-   ``build/ui-check/<notebook>.png`` (the cell of the notebook's first widget); for notebook 07 also
+   ``build/ui-check/<notebook>.png`` (the cell of the notebook's last widget); for notebook 07 also
    that the feed cards show their images;
 4. shuts each notebook's kernel down before the next, and stops everything it started.
 
@@ -131,20 +131,25 @@ def write_lab_settings(settings_dir: Path) -> None:
 
 
 # --- what the browser checks ------------------------------------------------------------------------
+# Everything is read from the notebook on show: a restored workspace may keep others open, hidden.
+PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
+
 # How far the run got, read from the page: the last cell's text, any traceback. A learner answers
 # "Select Kernel" with the preselected Python 3 (ipykernel); so does the check.
-PROGRESS_JS = """() => {
+PROGRESS_JS = """(panel) => {
   const dialog = [...document.querySelectorAll('.jp-Dialog')].find(d => d.innerText.includes('Select Kernel'));
   if (dialog) dialog.querySelector('.jp-mod-accept').click();
-  const outputs = [...document.querySelectorAll('.jp-OutputArea-output')].map(o => o.innerText);
+  const root = document.querySelector(panel);
+  if (!root) return {passed: false, error: null, askedForKernel: !!dialog};
+  const outputs = [...root.querySelectorAll('.jp-OutputArea-output')].map(o => o.innerText);
   const error = outputs.find(t => t.includes('Traceback (most recent call last)'));
   return {passed: outputs.some(t => t.includes('all checks passed')), error: error || null,
           askedForKernel: !!dialog};
 }"""
 
 # Every widget output: rendered means the widget manager built the view's DOM inside it.
-WIDGETS_JS = """(selector) => {
-  const outputs = [...document.querySelectorAll(selector)];
+WIDGETS_JS = """([panel, selector]) => {
+  const outputs = [...document.querySelector(panel).querySelectorAll(selector)];
   return outputs.map(o => ({
     rendered: !!o.querySelector('.jupyter-widgets'),
     error: o.innerText.includes('Error displaying widget') || o.innerText.includes('Loading widget'),
@@ -152,10 +157,11 @@ WIDGETS_JS = """(selector) => {
   }));
 }"""
 
-FEED_JS = """() => {
-  const feed = document.querySelector('.feedlab-feed');
+FEED_JS = """(panel) => {
+  const feed = document.querySelector(panel).querySelector('.feedlab-feed');
   if (!feed) return null;
   const images = [...feed.querySelectorAll('img.feedlab-media')];
+  feed.closest('.jp-Cell').scrollIntoView({block: 'start'});  // the images load lazily, when on screen
   return {
     cards: feed.querySelectorAll('.feedlab-card').length,
     images: images.length,
@@ -177,8 +183,10 @@ def check_notebook(page: Page, lab: JupyterLab, name: str, out_dir: Path, timeou
 
 
 def _check_notebook(page: Page, lab: JupyterLab, name: str, out_dir: Path, timeout: float) -> dict[str, Any]:
-    page.goto(lab.url(f"/lab/tree/{name}.ipynb"))
-    page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=90_000)
+    # A workspace of its own, reset: JupyterLab would otherwise reopen the notebooks checked before.
+    page.goto(lab.url(f"/lab/workspaces/{name}/tree/{name}.ipynb", "reset"))
+    notebook = page.locator(PANEL)
+    notebook.locator(".jp-Cell").first.wait_for(timeout=90_000)
     # The page shows "Idle" before its kernel is connected; Run All before that asks for a kernel.
     wait_for(lambda: lab.kernel_ready(f"{name}.ipynb"), f"{name}'s kernel is started, connected and idle", 90)
     time.sleep(1.0)
@@ -190,7 +198,7 @@ def _check_notebook(page: Page, lab: JupyterLab, name: str, out_dir: Path, timeo
     ).click()
 
     def finished() -> dict[str, Any] | None:
-        state = page.evaluate(PROGRESS_JS)
+        state = page.evaluate(PROGRESS_JS, PANEL)
         if state["askedForKernel"]:
             log("JupyterLab asked which kernel to use: picked its default, Python 3 (ipykernel)")
         return state if state["passed"] or state["error"] else None
@@ -200,7 +208,7 @@ def _check_notebook(page: Page, lab: JupyterLab, name: str, out_dir: Path, timeo
         raise RuntimeError(f"a cell of {name} failed in the browser:\n{state['error'][-2000:]}")
 
     def rendered() -> list[dict[str, Any]] | None:
-        widgets = page.evaluate(WIDGETS_JS, WIDGET_OUTPUT)
+        widgets = page.evaluate(WIDGETS_JS, [PANEL, WIDGET_OUTPUT])
         return widgets if widgets and all(w["rendered"] or w["error"] for w in widgets) else None
 
     widgets = wait_for(rendered, f"{name}'s widgets render", 30)
@@ -210,12 +218,13 @@ def _check_notebook(page: Page, lab: JupyterLab, name: str, out_dir: Path, timeo
     result: dict[str, Any] = {"widgets": len(widgets)}
     if name == "07_feed_end_to_end":
         result["feed"] = wait_for(
-            lambda: (f := page.evaluate(FEED_JS)) and f["cards"] and f["images"] and f["loaded"] == f["images"] and f,
+            lambda: (f := page.evaluate(FEED_JS, PANEL)) and f["cards"] and f["images"] and f["loaded"] == f["images"] and f,
             "the feed widget shows its cards and images", 30,
         )  # fmt: skip
-        target = page.locator(".jp-Cell", has=page.locator(".feedlab-feed")).first
+        target = notebook.locator(".jp-Cell", has=page.locator(".feedlab-feed")).first
     else:
-        target = page.locator(".jp-Cell", has=page.locator(WIDGET_OUTPUT)).first
+        # The lesson's widget is the last one: an earlier one can be a library's progress bar.
+        target = notebook.locator(".jp-Cell", has=page.locator(WIDGET_OUTPUT)).last
     target.scroll_into_view_if_needed()
     time.sleep(1.0)  # let images, plots and the scroll settle before the picture
     target.screenshot(path=str(out_dir / f"{name}.png"))
@@ -229,8 +238,8 @@ class JupyterLab:
         self.base_url, self.token = base_url, token
         self.http = httpx.Client(base_url=base_url, headers={"Authorization": f"token {token}"}, timeout=10)
 
-    def url(self, path: str) -> str:
-        return f"{self.base_url}{path}?token={self.token}"
+    def url(self, path: str, *flags: str) -> str:
+        return f"{self.base_url}{path}?{''.join(f + '&' for f in flags)}token={self.token}"
 
     def sessions(self, path: str) -> list[dict[str, Any]]:
         return [s for s in self.http.get("/api/sessions").json() if s.get("path") == path]
