@@ -12,10 +12,10 @@ media URLs). This script does what a learner does:
    saves outputs into the file it runs and committed notebooks carry none;
 3. drives Debian's Chromium with Playwright (``executable_path``: Playwright's own browser download is
    not used): for each notebook in ``WIDGET_NOTEBOOKS``, in course order, it opens the notebook, clicks
-   **Run → Run All Cells**, waits for ``all checks passed``, checks that every widget output rendered
-   its DOM (not "Error displaying widget"; a text fallback shows no widget output at all), and saves
-   ``build/ui-check/<notebook>.png`` (the cell of the notebook's last widget); for notebook 07 also
-   that the feed cards show their images;
+   **Run → Run All Cells**, waits until the last cell (the notebook's checks) has run without a
+   traceback, checks that every widget output rendered its DOM (not "Error displaying widget"; a
+   text fallback shows no widget output at all), and saves ``build/ui-check/<notebook>.png`` (the
+   cell of the notebook's last widget); for notebook 07 also that the feed cards show their images;
 4. shuts each notebook's kernel down before the next, and stops everything it started.
 
 Look at the screenshots: a check can prove the DOM is there, not that it reads well.
@@ -134,7 +134,7 @@ def write_lab_settings(settings_dir: Path) -> None:
 # Everything is read from the notebook on show: a restored workspace may keep others open, hidden.
 PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 
-# How far the run got, read from the page: the last cell's text, any traceback. A learner answers
+# How far the run got, read from the page: the checks cell ran, or a traceback. A learner answers
 # "Select Kernel" with the preselected Python 3 (ipykernel); so does the check.
 PROGRESS_JS = """(panel) => {
   const dialog = [...document.querySelectorAll('.jp-Dialog')].find(d => d.innerText.includes('Select Kernel'));
@@ -143,8 +143,10 @@ PROGRESS_JS = """(panel) => {
   if (!root) return {passed: false, error: null, askedForKernel: !!dialog};
   const outputs = [...root.querySelectorAll('.jp-OutputArea-output')].map(o => o.innerText);
   const error = outputs.find(t => t.includes('Traceback (most recent call last)'));
-  return {passed: outputs.some(t => t.includes('all checks passed')), error: error || null,
-          askedForKernel: !!dialog};
+  // Done: the last code cell (the notebook's checks) has run, and nothing is still running.
+  const prompts = [...root.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].map(p => p.innerText);
+  const done = prompts.length > 0 && /\[\d+\]/.test(prompts[prompts.length - 1]) && !prompts.some(p => p.includes('*'));
+  return {passed: done, error: error || null, askedForKernel: !!dialog};
 }"""
 
 # Every widget output: rendered means the widget manager built the view's DOM inside it.
@@ -203,7 +205,7 @@ def _check_notebook(page: Page, lab: JupyterLab, name: str, out_dir: Path, timeo
             log("JupyterLab asked which kernel to use: picked its default, Python 3 (ipykernel)")
         return state if state["passed"] or state["error"] else None
 
-    state = wait_for(finished, f"{name}'s last cell prints 'all checks passed'", timeout, interval=1.0)
+    state = wait_for(finished, f"{name}'s last cell (its checks) has run", timeout, interval=1.0)
     if state["error"]:
         raise RuntimeError(f"a cell of {name} failed in the browser:\n{state['error'][-2000:]}")
 
@@ -267,8 +269,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no widget notebook matches {args.notebooks}; known: {', '.join(WIDGET_NOTEBOOKS)}")
     out_dir = Path(args.out).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in [*out_dir.glob("*.png"), *out_dir.glob("*_page.html")]:
-        stale.unlink(missing_ok=True)
+    for name in names:  # a partial run keeps the other notebooks' pictures
+        for stale in (f"{name}.png", f"{name}_error.png", f"{name}_page.html"):
+            (out_dir / stale).unlink(missing_ok=True)
     if not Path(CHROMIUM).exists():
         sys.exit(f"ui-check needs Debian's Chromium at {CHROMIUM}: sudo apt-get install chromium")
 
