@@ -46,7 +46,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``feedlab bench`` (shared with ``labcore.cli``)."""
+    """The options of ``feedlab bench`` (shared with ``labcore.lab.cli``)."""
     p.add_argument("--case", action="append", choices=CASES, dest="cases", help="run only this case (repeatable)")
     p.add_argument("--size", choices=["tiny", "small", "medium", "large"], default="medium",
                    help="world for the runtime cases (default medium, as the issue asks; its first catch-up takes minutes)")

@@ -6,7 +6,8 @@ keyword override (a fake from ``labcore.testing``, a server started by a test fi
 are chosen by short names from settings and imported lazily, so ``import labcore`` never needs kafka,
 minio or pinot to be installed or reachable.
 
-Cheap clients (SQL, Redis, the event log, media) are built at once. The read path's components are
+Cheap clients (SQL, Redis, the event log) are built at once; media (the S3 bucket) on first use, so
+a worker that never stores a picture never needs the S3 server. The read path's components are
 built on first use: in the embedded profile the vector store (Qdrant Edge) and the OLAP store
 (DuckDB) are files one process owns — the runtime — so a ``feedlab seed`` process that only writes
 must never open them. Touching ``stack.vectors`` in such a process is what would fail, loudly.
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
     from labcore.workers.loop import ConsumerLoop
 
 # Built on first use; ``build_stack(name=...)`` overrides any of them.
-LAZY = ("vectors", "impressions", "features", "ranker", "embedder")
+LAZY = ("media", "vectors", "impressions", "features", "ranker", "embedder")
 
 
 class Stack:
@@ -57,14 +58,12 @@ class Stack:
         store: SqlStore,
         redis_client: redis.Redis,
         events: EventLog,
-        media: MediaStore,
         **overrides: Any,
     ) -> None:
         self.settings = settings
         self.store = store
         self.redis = redis_client
         self.events = events
-        self.media = media
         self.mailboxes = RedisMailboxes(
             redis_client,
             cap=settings.mailbox_cap,
@@ -86,7 +85,12 @@ class Stack:
             if value is not None:
                 self.__dict__[name] = value  # what cached_property would have stored
 
-    # --- the read path, built on first use -------------------------------------------------------
+    # --- built on first use ----------------------------------------------------------------------
+    @cached_property
+    def media(self) -> MediaStore:
+        """The S3 bucket: a worker process that never touches media never needs the S3 server."""
+        return build_media(self.settings)
+
     @cached_property
     def vectors(self) -> VectorStore:
         settings = self.settings
@@ -213,12 +217,11 @@ def build_stack(
     store: SqlStore | None = None,
     redis: redis.Redis | None = None,
     events: EventLog | None = None,
-    media: MediaStore | None = None,
     **lazy: Any,
 ) -> Stack:
     """Build the stack from ``settings``; keyword arguments replace single adapters.
 
-    ``lazy`` may name any of ``vectors``, ``impressions``, ``features``, ``ranker``, ``embedder``.
+    ``lazy`` may name any of ``media``, ``vectors``, ``impressions``, ``features``, ``ranker``, ``embedder``.
     """
     settings = settings or Settings()
     if redis is None:
@@ -232,7 +235,6 @@ def build_stack(
         store=store or SqlStore.from_url(settings.resolved_sql_url()),
         redis_client=redis,
         events=events or build_event_log(settings, redis),
-        media=media or build_media(settings),
         **lazy,
     )
 

@@ -15,6 +15,8 @@ code = nbformat.v4.new_code_cell
 CELLS = [
     md("""# 10 · A learned ranker
 
+Source: [labcore/ranking/learned/](../labcore/ranking/learned/__init__.py), [labcore/feed/stage4_rerank.py](../labcore/feed/stage4_rerank.py), [labcore/lab/learning_loop.py](../labcore/lab/learning_loop.py) · widgets: [labcore/widgets/learning.py](../labcore/widgets/learning.py)
+
 **What you will learn**
 - why a ranker's own logs are a biased teacher, and how a small **exploration** share fixes that;
 - how logged impressions become **labels** (liked within an hour, or not) and how Feast's

@@ -90,6 +90,7 @@ class Runtime:
         stack.store.create_schema()
         # Open the process-owned stores now (failing early and loudly), behind gates the learner
         # can close to watch the feed fall back (labcore.lab.faults).
+        stack.media.health()  # the bucket exists (created if missing) before the first post
         for name, component in (("vectors", stack.vectors), ("impressions", stack.impressions)):
             gate = self.gates[name] = Gate("vectors" if name == "vectors" else "olap", component)
             stack.__dict__[name] = gate

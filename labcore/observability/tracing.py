@@ -50,7 +50,7 @@ class SpanRecord:
     parent_id: str | None
     name: str
     service: str  # the process (compose: one per container; embedded: "feedlab")
-    scope: str  # the module that made the span: labcore.feed, labcore.fanout, ...
+    scope: str  # the module that made the span: labcore.feed.pipeline, labcore.workers.fanout, ...
     start: float  # epoch seconds
     end: float
     attributes: dict[str, Any]

@@ -86,9 +86,21 @@ def _close_quietly(subscription: object) -> None:
     return None
 
 
-def run_until_signalled(loop: ConsumerLoop) -> None:
-    """Run a worker process's loop until SIGTERM or SIGINT (``docker stop``, Ctrl-C)."""
+def run_until_signalled(*loops: ConsumerLoop) -> None:
+    """Run a worker process's loops until SIGTERM or SIGINT (``docker stop``, Ctrl-C).
+
+    One loop runs on the calling thread; several run in a thread each (the embedding worker's three
+    share one model in memory), and this returns once every one has stopped.
+    """
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    loop.run(stop)
+    if len(loops) == 1:
+        loops[0].run(stop)
+        return
+    threads = [threading.Thread(target=loop.run, args=(stop,), name=loop.group, daemon=True) for loop in loops]
+    for thread in threads:
+        thread.start()
+    stop.wait()
+    for thread in threads:
+        thread.join()

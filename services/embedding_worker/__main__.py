@@ -17,39 +17,20 @@ In the embedded profile the runtime runs the same loops itself (it owns Qdrant's
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 
-from labcore.bootstrap import build_stack, build_workers
+from labcore.bootstrap import build_workers
 from labcore.errors import BackendUnavailable
 from labcore.features.history import FeatureHistory
 from labcore.features.repo import offline_data_dir, open_store
 from labcore.features.writer import FeatureWriter
-from labcore.observability.metrics import serve_metrics
-from labcore.observability.tracing import setup_tracing
-from labcore.settings import Settings
-from labcore.workers.loop import ConsumerLoop
+from labcore.workers.loop import run_until_signalled
+from services.worker_process import start_worker_process
 
 log = logging.getLogger("services.embedding_worker")
 
 
-def run_loops(loops: tuple[ConsumerLoop, ...], stop: threading.Event) -> None:
-    """Run each loop in its own thread until ``stop`` is set, then wait for all of them."""
-    threads = [threading.Thread(target=loop.run, args=(stop,), name=loop.group, daemon=True) for loop in loops]
-    for thread in threads:
-        thread.start()
-    stop.wait()
-    for thread in threads:
-        thread.join()
-
-
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s embedding %(levelname)s %(message)s")
-    settings = Settings()
-    setup_tracing(settings, "embedding-worker")
-    if settings.metrics_port:  # Prometheus scrapes workers here (FEEDLAB_HOST=0.0.0.0 in a container)
-        serve_metrics(settings.metrics_port, settings.host)
-    stack = build_stack(settings)
+    stack = start_worker_process("embedding-worker", "embedding")
     try:
         # Load the model before consuming: a broken install fails here, loudly, not per batch.
         stack.embedder.load()
@@ -61,16 +42,13 @@ def main() -> None:
     # Feast's registry and offline history live on the shared feature volume (compose: feast-init
     # applied it); pushed rows join the history, as in the runtime, for point-in-time training data.
     writer = FeatureWriter(
-        open_store(settings, redis_url=settings.redis_url),
+        open_store(stack.settings, redis_url=stack.settings.redis_url),
         stack.feature_cache,
-        history=FeatureHistory(offline_data_dir(settings)),
+        history=FeatureHistory(offline_data_dir(stack.settings)),
     )
     loops = tuple(build_workers(stack, ("embedding-worker", "interest-worker", "feature-worker"), writer=writer).values())
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
     try:
-        run_loops(loops, stop)
+        run_until_signalled(*loops)
     finally:
         stack.close()
 

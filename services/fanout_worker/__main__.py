@@ -8,22 +8,13 @@ Keep the worker id stable across restarts: a restarted consumer replays its own 
 
 from __future__ import annotations
 
-import logging
-
-from labcore.bootstrap import build_stack, build_workers
-from labcore.observability.metrics import serve_metrics
-from labcore.observability.tracing import setup_tracing
-from labcore.settings import Settings
+from labcore.bootstrap import build_workers
 from labcore.workers.loop import run_until_signalled
+from services.worker_process import start_worker_process
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s fanout %(levelname)s %(message)s")
-    settings = Settings()
-    setup_tracing(settings, "fanout-worker")
-    if settings.metrics_port:  # Prometheus scrapes workers here (FEEDLAB_HOST=0.0.0.0 in a container)
-        serve_metrics(settings.metrics_port, settings.host)
-    stack = build_stack(settings)
+    stack = start_worker_process("fanout-worker", "fanout")
     (loop,) = build_workers(stack, ("fanout-worker",)).values()
     try:
         run_until_signalled(loop)

@@ -1,8 +1,9 @@
-"""One contract for every EventLog: Redis Streams on both Redis servers, and Kafka when reachable.
+"""One contract for every EventLog: Redis Streams on both Redis servers, Kafka when reachable, and
+the in-memory fake of ``labcore.testing`` (so the fake unit tests use cannot drift from the real ones).
 
 Kafka runs against ``FEEDLAB_TEST_KAFKA_BOOTSTRAP`` when set (the compose stack), else against the
 session's real Kafka engine (``labcore.engines``, started once on free ports). It does not need
-Redis, so it runs once, under the ``embedded`` id.
+Redis, so it runs once, under the ``embedded`` id; so does the in-memory fake of ``labcore.testing``.
 
 A "crash" here is ``close()`` without ``ack``: Redis keeps the entries pending for the consumer,
 Kafka keeps the group's committed offsets where they were. Either way the records must come back.
@@ -23,7 +24,9 @@ from labcore.adapters.events.redis_streams import RedisStreamsEventLog
 from labcore.domain import Record
 from labcore.engines.process import free_port
 from labcore.errors import BackendUnavailable
+from labcore.testing import MemoryEventLog
 from tests.conftest import _unreachable as unreachable
+from tests.helpers import once_across_redis_servers
 
 KAFKA_BOOTSTRAP = os.environ.get("FEEDLAB_TEST_KAFKA_BOOTSTRAP")
 PARTITIONS = 4
@@ -87,13 +90,25 @@ def kafka_backend(bootstrap: str) -> Backend:
     return Backend(make_log, settle)
 
 
-@pytest.fixture(params=["redis-streams", "kafka"])
+def memory_backend() -> Backend:
+    def make_log(claim_idle_ms: int | None) -> EventLog:
+        kwargs = {} if claim_idle_ms is None else {"claim_idle_ms": claim_idle_ms}
+        return MemoryEventLog(PARTITIONS, **kwargs)
+
+    logs: dict[int | None, EventLog] = {}  # one log per claim setting: subscribers must share a log
+
+    return Backend(lambda claim: logs.setdefault(claim, make_log(claim)))
+
+
+@pytest.fixture(params=["redis-streams", "kafka", "memory"])
 def backend(request: pytest.FixtureRequest, redis_url: str) -> Iterator[Backend]:
     if request.param == "redis-streams":
         chosen = redis_backend(redis_url)
+    elif request.param == "memory":
+        once_across_redis_servers(request, "the in-memory fake")
+        chosen = memory_backend()
     else:
-        if request.node.callspec.params["redis_url"] != "embedded":
-            pytest.skip("Kafka does not depend on Redis: it runs once, under the embedded id")
+        once_across_redis_servers(request, "Kafka")
         # A named broker (the compose stack), else the session's Kafka engine.
         bootstrap = KAFKA_BOOTSTRAP or request.getfixturevalue("engines").get("kafka").bootstrap
         try:
@@ -118,7 +133,7 @@ def publish_numbered(log: EventLog, topic: str, keys: list[str], count: int) -> 
 
 
 def drain(
-    subscription: Subscription, expected: int, *, ack: bool = True, seconds: float = 15
+    subscription: Subscription, expected: int, *, ack: bool = True, seconds: float = 45
 ) -> list[Record]:
     """Poll until ``expected`` records arrived or time is up; ack each batch unless told not to."""
     records: list[Record] = []
@@ -299,3 +314,12 @@ def test_unreachable_redis_raises_backend_unavailable() -> None:
             log.backlog("t", "g")
     finally:
         log.close()
+
+
+def test_a_down_memory_log_is_backend_unavailable() -> None:
+    log = MemoryEventLog(PARTITIONS)
+    subscription = log.subscribe("t", "g", "c1")
+    log.down = True
+    for call in (lambda: log.publish("t", "k", {"n": 1}), lambda: subscription.poll(timeout_ms=10), log.health):
+        with pytest.raises(BackendUnavailable, match="event-log"):
+            call()

@@ -1,4 +1,5 @@
-"""The feature contract: Feast (SQLite and Redis online stores) and the Redis cache, end to end.
+"""The feature contract: Feast (SQLite and Redis online stores) and the Redis cache, end to end, and
+the in-memory fake of ``labcore.testing`` loaded with the same rows (so it answers like they do).
 
 A tiny world is written through ``SqlStore``, materialized SQL → parquet → online store (+ cache),
 and served by Feast's own feature server in a uvicorn thread. Every test runs on both Feast online
@@ -47,7 +48,9 @@ from labcore.features.repo import (
 from labcore.features.server import FeatureServerThread
 from labcore.features.writer import FeatureWriter
 from labcore.settings import Settings
+from labcore.testing import MemoryFeatures
 from labcore.workers.features import FeatureRefresh
+from tests.helpers import wait_for
 
 USERS = ("alice", "bob", "carol", "dave")
 FOLLOWS = [("alice", "bob"), ("alice", "carol"), ("bob", "carol"), ("dave", "alice")]
@@ -93,6 +96,7 @@ class Lab:
     feast: FeastServerFeatures
     embeddings: dict[str, np.ndarray]
     report: MaterializeReport
+    memory: MemoryFeatures  # the fake, holding the rows the batch computed
 
     def candidates(self, *post_ids: str) -> list[tuple[str, str]]:
         return [(pid, POSTS[pid][0] if pid in POSTS else "nobody") for pid in post_ids]
@@ -114,9 +118,12 @@ def lab(request: pytest.FixtureRequest, redis_url: str, tmp_path: Path) -> Itera
     writer = FeatureWriter(store, cache)
     server = FeatureServerThread(open_serving_store(settings), port=free_port()).start()
     feast = FeastServerFeatures(server.url, timeout=2.0)
+    memory = MemoryFeatures(
+        [*user_stats_rows(sql.engine), *post_stats_rows(sql.engine, None, embeddings), *affinity_rows(sql.engine)]
+    )
     yield Lab(
         settings, sql, cache, writer, FeatureRefresh(sql.engine, writer, embeddings_for), server, feast,
-        embeddings, report,
+        embeddings, report, memory,
     )  # fmt: skip
     feast.close()
     server.stop()
@@ -126,13 +133,14 @@ def lab(request: pytest.FixtureRequest, redis_url: str, tmp_path: Path) -> Itera
 
 def eventually(read: Callable[[], RankingFeatures], ok: Callable[[RankingFeatures], bool], within: float = 1.0):
     """Poll ``read`` until ``ok``; fail if it takes longer than ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while True:
-        rows = read()
-        if ok(rows):
-            return rows
-        assert time.monotonic() < deadline, f"not visible within {within}s: {rows}"
-        time.sleep(0.02)
+    last: RankingFeatures = {}
+
+    def visible() -> RankingFeatures | None:
+        nonlocal last
+        last = read()
+        return last if ok(last) else None
+
+    return wait_for(visible, f"the rows are visible within {within}s", within, every=0.02, detail=lambda: str(last))
 
 
 # --- SQL → rows, on every SQL backend ---------------------------------------------------------
@@ -228,7 +236,7 @@ def test_feast_and_cache_return_equal_rows(lab: Lab) -> None:
     candidates = lab.candidates("a1", "b1", "b2", "c1", "c2", "missing")
     from_feast = lab.feast.ranking_features("alice", candidates)
     from_cache = lab.cache.ranking_features("alice", candidates)
-    assert from_feast == from_cache
+    assert from_feast == from_cache == lab.memory.ranking_features("alice", candidates)
     assert list(from_feast) == ["a1", "b1", "b2", "c1", "c2", "missing"]
 
     b1 = from_feast["b1"]
@@ -253,6 +261,7 @@ def test_no_affinity_evidence_means_no_row(lab: Lab) -> None:
     assert rows["b1"].affinity is None  # dave never engaged with bob
     assert rows["a1"].affinity == AuthorAffinity("dave", "alice", affinity_score(0, True), 0)  # follows only
     assert rows == lab.cache.ranking_features("dave", lab.candidates("b1", "a1"))
+    assert rows == lab.memory.ranking_features("dave", lab.candidates("b1", "a1"))
 
 
 # --- freshness --------------------------------------------------------------------------------
@@ -354,6 +363,14 @@ def test_nothing_listens_is_backend_unavailable() -> None:
     with pytest.raises(BackendUnavailable):
         source.ranking_features("alice", [("p", "bob")])
     source.close()
+
+
+def test_a_down_memory_source_is_backend_unavailable() -> None:
+    source = MemoryFeatures(down=True)
+    with pytest.raises(BackendUnavailable, match="features"):
+        source.ranking_features("alice", [("p", "bob")])
+    with pytest.raises(BackendUnavailable):
+        source.health()
 
 
 def test_empty_world_materializes(redis_url: str, tmp_path: Path) -> None:

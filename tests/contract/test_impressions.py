@@ -1,11 +1,11 @@
 """One contract for every ImpressionStore: DuckDB (a file), the Redis fallback (both Redis servers),
-and Pinot when reachable.
+Pinot when reachable, and the in-memory fake of ``labcore.testing``.
 
 Pinot runs against ``FEEDLAB_TEST_PINOT_URL`` when it and ``FEEDLAB_TEST_KAFKA_BOOTSTRAP`` are set (the
 compose stack: a broker whose ``impressions`` table consumes that Kafka), else against the session's
 real Pinot and Kafka engines (``labcore.engines``, the same table config); impressions are
 loaded the way production loads them — published on the topic — and awaited until Pinot serves them.
-DuckDB and Pinot need no Redis, so like Kafka in the event-log contract they run once, under the
+DuckDB, Pinot and the fake need no Redis, so like Kafka in the event-log contract they run once, under the
 ``embedded`` id. Every test uses fresh user ids, so a shared Pinot table does not leak between tests.
 """
 
@@ -29,7 +29,9 @@ from labcore.adapters.impressions.redis_recent import RedisRecentImpressions, se
 from labcore.domain import ImpressionLogged
 from labcore.engines.process import free_port
 from labcore.errors import BackendUnavailable
+from labcore.testing import MemoryImpressions
 from tests.conftest import _unreachable as unreachable
+from tests.helpers import once_across_redis_servers
 
 PINOT_URL = os.environ.get("FEEDLAB_TEST_PINOT_URL")
 KAFKA_BOOTSTRAP = os.environ.get("FEEDLAB_TEST_KAFKA_BOOTSTRAP")
@@ -85,15 +87,21 @@ def pinot_backend(broker_url: str, bootstrap: str) -> Backend:
     return Backend(store, load, close)
 
 
-@pytest.fixture(params=["duckdb", "redis-recent", "pinot"])
+def memory_backend() -> Backend:
+    store = MemoryImpressions()
+    return Backend(store, store.insert)
+
+
+@pytest.fixture(params=["duckdb", "redis-recent", "pinot", "memory"])
 def backend(request: pytest.FixtureRequest, redis_url: str, tmp_path: Path) -> Iterator[Backend]:
     if request.param == "redis-recent":
         chosen = redis_backend(redis_url)
     else:
-        if request.node.callspec.params["redis_url"] != "embedded":
-            pytest.skip(f"{request.param} does not depend on Redis: it runs once, under the embedded id")
+        once_across_redis_servers(request, request.param)
         if request.param == "duckdb":
             chosen = duckdb_backend(tmp_path / "olap" / "impressions.duckdb")
+        elif request.param == "memory":
+            chosen = memory_backend()
         else:
             if PINOT_URL and KAFKA_BOOTSTRAP:  # the compose stack
                 broker_url, bootstrap = PINOT_URL, KAFKA_BOOTSTRAP
@@ -226,8 +234,11 @@ def down_pinot(tmp_path: Path) -> ImpressionStore:
 
 @pytest.mark.parametrize(
     ("make_down", "component"),
-    [(closed_duckdb, "olap"), (unopenable_duckdb, "olap"), (down_redis, "redis"), (down_pinot, "olap")],
-    ids=["duckdb-closed", "duckdb-unopenable", "redis", "pinot"],
+    [
+        (closed_duckdb, "olap"), (unopenable_duckdb, "olap"), (down_redis, "redis"), (down_pinot, "olap"),
+        (lambda tmp_path: MemoryImpressions(down=True), "olap"),
+    ],
+    ids=["duckdb-closed", "duckdb-unopenable", "redis", "pinot", "memory"],
 )
 def test_a_down_backend_is_backend_unavailable(make_down, component: str, tmp_path: Path) -> None:
     store = make_down(tmp_path)

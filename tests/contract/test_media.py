@@ -1,4 +1,5 @@
-"""One contract for every MediaStore: S3 on moto, and S3 on a real S3 server (SeaweedFS).
+"""One contract for every MediaStore: S3 on moto, S3 on a real S3 server (SeaweedFS), and the
+in-memory fake of ``labcore.testing``.
 
 moto speaks the S3 HTTP API on a real socket in this process but accepts any signature. SeaweedFS
 (the session's ``labcore.engines`` S3 server, standing in for MinIO) checks SigV4 for real: against it
@@ -24,7 +25,8 @@ from moto.server import ThreadedMotoServer
 
 from labcore.adapters.media.base import MediaStore
 from labcore.adapters.media.s3 import S3Media
-from labcore.errors import BackendUnavailable, InvalidInput, NotFound
+from labcore.errors import BackendUnavailable, Forbidden, InvalidInput, NotFound
+from labcore.testing import MemoryMedia
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
 BAD_KEYS = [
@@ -72,8 +74,15 @@ def s3_backend(store: S3Media) -> Backend:
     return Backend(store, fetch)
 
 
-@pytest.fixture(params=["s3-moto", "s3-seaweedfs"])
+def memory_backend() -> Backend:
+    store = MemoryMedia()
+    return Backend(store, store.fetch)
+
+
+@pytest.fixture(params=["s3-moto", "s3-seaweedfs", "memory"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    if request.param == "memory":
+        return memory_backend()
     if request.param == "s3-moto":
         return s3_backend(make_s3(request.getfixturevalue("moto_endpoint")))
     return s3_backend(seaweed_s3(request.getfixturevalue("seaweedfs")))
@@ -117,6 +126,17 @@ def test_bad_keys_are_invalid_input(backend: Backend, key: str, operation: str) 
 
 def test_health_passes(backend: Backend) -> None:
     backend.store.health()
+
+
+def test_memory_urls_expire_and_a_down_store_is_unavailable() -> None:
+    store = MemoryMedia()
+    store.put("posts/a.png", PNG, "image/png")
+    with pytest.raises(Forbidden, match="expired"):
+        store.fetch(store.url("posts/a.png", -1))
+    store.down = True
+    for call in (store.health, lambda: store.get("posts/a.png"), lambda: store.put("posts/b.png", PNG, "image/png")):
+        with pytest.raises(BackendUnavailable):
+            call()
 
 
 # --- Local folder ----------------------------------------------------------------------------

@@ -1,6 +1,7 @@
-"""The vector-store contract, on Qdrant Edge (in-process) and on a Qdrant server.
+"""The vector-store contract, on Qdrant Edge (in-process), on a Qdrant server and on the in-memory fake
+of ``labcore.testing``.
 
-Qdrant Edge always runs, in a temp folder. The server runs where ``FEEDLAB_TEST_QDRANT_URL`` points at
+Qdrant Edge and the fake always run (the edge in a temp folder). The server runs where ``FEEDLAB_TEST_QDRANT_URL`` points at
 one (compose, CI with a Qdrant service); each test gets its own collection there, dropped afterwards.
 The edge-only obligations (one owner per shard, the WAL across close and SIGKILL, the background
 index) follow the shared cases.
@@ -28,27 +29,24 @@ from labcore.adapters.vectors.qdrant_edge import QdrantEdgeVectors
 from labcore.embeddings import DIM
 from labcore.engines.process import free_port
 from labcore.errors import BackendUnavailable
+from labcore.testing import MemoryVectors
+from tests.helpers import unit
 
 QDRANT_URL = os.environ.get("FEEDLAB_TEST_QDRANT_URL")
 REQUIRE_SERVERS = os.environ.get("FEEDLAB_REQUIRE_SERVERS") == "1"
-
-
-def unit(*weights: float) -> np.ndarray:
-    """A unit vector whose first coordinates are ``weights`` (the rest zero)."""
-    vector = np.zeros(DIM, dtype=np.float32)
-    vector[: len(weights)] = weights
-    return vector / np.linalg.norm(vector)
 
 
 def item(post_id: str, vector: np.ndarray, author_id: str = "alice", created_at: float = 1.0) -> VectorItem:
     return VectorItem(post_id, vector, author_id, created_at)
 
 
-@pytest.fixture(params=["edge", "server"])
+@pytest.fixture(params=["edge", "server", "memory"])
 def vectors(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStore]:
     store: VectorStore
     if request.param == "edge":
         store = QdrantEdgeVectors(tmp_path / "edge")
+    elif request.param == "memory":
+        store = MemoryVectors()
     else:
         if not QDRANT_URL:
             # Not an engine labcore.engines can start: every Qdrant server release needs git forks
@@ -208,6 +206,13 @@ def test_excluded_authors_never_returned_even_when_they_hold_every_nearest_point
     assert all(hit.author_id not in crowd for hit in hits)
     best = sorted(others, key=lambda it: -float(it.vector @ query))[:10]
     assert [hit.post_id for hit in hits] == [it.post_id for it in best]
+
+
+def test_a_down_memory_store_is_backend_unavailable() -> None:
+    store = MemoryVectors(down=True)
+    for call in (store.health, lambda: store.search(unit(1.0), 5), lambda: store.upsert([item("p", unit(1.0))])):
+        with pytest.raises(BackendUnavailable, match="vectors"):
+            call()
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:

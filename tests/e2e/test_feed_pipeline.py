@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,6 +16,7 @@ from labcore.lab.world import generate_world
 from labcore.settings import Settings
 from labcore.write.posts import WritePath
 from tests.conftest import RunningStack
+from tests.helpers import wait_for
 
 SETTINGS_DEFAULTS = Settings()
 
@@ -27,16 +28,6 @@ def lab(running_stack: RunningStack) -> Iterator[LabClient]:
     wait_for(lambda: client.health()["workers"]["embedding-worker"]["posts"] >= 150, "the world is embedded")
     yield client
     client.close()
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting until {what}")
 
 
 def busiest_reader(lab: LabClient) -> str:

@@ -7,6 +7,7 @@ import time
 from labcore.lab.client import connect
 from labcore.settings import Settings
 from tests.conftest import RunningStack
+from tests.helpers import wait_for
 
 
 def test_introspection_shows_each_hop_of_a_post(running_stack: RunningStack) -> None:
@@ -27,12 +28,9 @@ def test_introspection_shows_each_hop_of_a_post(running_stack: RunningStack) -> 
         assert any(p["post_id"] == post["post_id"] and len(p["vector"]) == 384 for p in vectors["points"])
         assert len(lab.inspect(f"interest/{reader}")["vector"]) == 384
         lab.impressions(reader, [post["post_id"]])
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            rows = lab.inspect("impressions", limit=50)["rows"]
-            if any(r["post_id"] == post["post_id"] for r in rows):
-                break
-            time.sleep(0.2)
-        else:
-            raise AssertionError("the impression never reached the OLAP store")
+        wait_for(
+            lambda: any(r["post_id"] == post["post_id"] for r in lab.inspect("impressions", limit=50)["rows"]),
+            "the impression reaches the OLAP store",
+            10,
+        )
         assert lab.api.get("/introspect/events/nope").status_code == 404

@@ -29,13 +29,13 @@ from labcore.adapters.vectors.qdrant_edge import QdrantEdgeVectors
 from labcore.bootstrap import Stack, build_stack
 from labcore.domain import TOPIC_NEW_POSTS, ImpressionLogged, to_epoch
 from labcore.engines.redis import EmbeddedRedis
-from labcore.errors import BackendUnavailable, InvalidInput
+from labcore.errors import InvalidInput
 from labcore.extensions import EXTENSION_POINTS
-from labcore.features.base import FeatureSource, RankingFeatures
 from labcore.features.batch import materialize
 from labcore.feed.pipeline import FeedPipeline, FeedResult
 from labcore.ranking.formula import Candidate, formula_v1
 from labcore.settings import Settings
+from labcore.testing import MemoryFeatures
 from labcore.workers.fanout import FanoutHandler
 from labcore.write.outbox import OutboxRelay
 from labcore.write.posts import WritePath
@@ -154,16 +154,6 @@ NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 DIM = 384  # the collection's size: all-MiniLM-L6-v2's
 
 
-class StoppedFeatureServer(FeatureSource):
-    """Feast's feature server, stopped: every feed falls back to the Redis feature cache."""
-
-    def ranking_features(self, user_id: str, posts: Any) -> RankingFeatures:
-        raise BackendUnavailable("features", "stopped by the test")
-
-    def health(self) -> None:
-        raise BackendUnavailable("features", "stopped by the test")
-
-
 class InProcessRanker:
     """The ranking service's model, called in process (same ``formula-v1``, same seed)."""
 
@@ -189,7 +179,9 @@ def build_world(data_dir: Path, redis_url: str, extension_settings: dict[str, st
     settings = Settings(data_dir=data_dir, redis_url=redis_url, celebrity_threshold=2, **extension_settings)
     vectors = QdrantEdgeVectors(data_dir / "qdrant-edge")
     vectors.ensure_collection()
-    stack = build_stack(settings, vectors=vectors, features=StoppedFeatureServer(), ranker=InProcessRanker())
+    # Feast's server stopped (a fake that is down): every feed falls back to the Redis feature cache.
+    feast_stopped = MemoryFeatures(down=True)
+    stack = build_stack(settings, vectors=vectors, features=feast_stopped, ranker=InProcessRanker())
     try:
         write_world(stack)
     except BaseException:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,13 +44,3 @@ def client(stack: RunningStack) -> LabClient:
 
 def runtime_info(stack: RunningStack) -> dict[str, Any]:
     return json.loads((stack.data_dir / "runtime.json").read_text())
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = 60.0, every: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting until {what}")

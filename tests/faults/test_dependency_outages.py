@@ -19,7 +19,8 @@ from labcore.lab.client import LabClient
 from labcore.widgets.observability import metric_value, parse_metrics
 from tests.conftest import RunningStack
 from tests.faults.load_phases import Load
-from tests.faults.stack import client, wait_for
+from tests.faults.stack import client
+from tests.helpers import wait_for
 
 OUTAGE_SECONDS = 2.5
 

@@ -16,7 +16,8 @@ import pytest
 from labcore.widgets.observability import metric_value, parse_metrics
 from tests.conftest import RunningStack
 from tests.faults.load_phases import Load
-from tests.faults.stack import client, runtime_info, wait_for
+from tests.faults.stack import client, runtime_info
+from tests.helpers import wait_for
 
 OUTAGE_SECONDS = 4.0
 

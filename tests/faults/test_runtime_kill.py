@@ -16,7 +16,8 @@ import httpx
 import psutil
 import pytest
 
-from tests.faults.stack import client, feedlab_up, runtime_info, stack_env, wait_for
+from tests.faults.stack import client, feedlab_up, runtime_info, stack_env
+from tests.helpers import wait_for
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))  # a valid PNG header: media validation sniffs it
 SETTLED, IN_FLIGHT = 60, 120

@@ -33,7 +33,8 @@ from labcore.widgets.observability import metric_value, parse_metrics
 from labcore.write.outbox import OutboxRelay
 from labcore.write.posts import WritePath
 from tests.conftest import RunningStack
-from tests.faults.stack import client, runtime_info, wait_for
+from tests.faults.stack import client, runtime_info
+from tests.helpers import follow_graph, wait_for
 
 AUTHORS, READERS, POSTS, IMPRESSION_REQUESTS, PER_REQUEST, THRESHOLD = 50, 150, 2000, 500, 10, 40
 WORKERS = ("fanout-worker", "embedding-worker", "impressions-loader", "outbox-relay")
@@ -46,19 +47,9 @@ def build_world(stack: RunningStack, prefix: str) -> tuple[list[str], list[str],
     settings = Settings(data_dir=stack.data_dir, redis_url=info["redis_url"], sql_url=info["sql_url"])
     direct = build_stack(settings)
     try:
-        writes = WritePath(direct)
-        rng = random.Random(9)
-        authors = [writes.create_user(f"{prefix}a{i}", f"Author {i}").id for i in range(AUTHORS)]
-        readers = [writes.create_user(f"{prefix}r{i}", f"Reader {i}").id for i in range(READERS)]
-        followers: dict[str, list[str]] = defaultdict(list)
-        for reader in readers:
-            # authors 0 and 1 are followed by everyone: celebrities, pulled at read time
-            for author in {authors[0], authors[1], *rng.sample(authors, rng.randint(5, 15))}:
-                writes.follow(reader, author)
-                followers[author].append(reader)
+        return follow_graph(WritePath(direct), AUTHORS, READERS, seed=9, prefix=prefix)
     finally:
         direct.close()
-    return authors, readers, followers
 
 
 async def burst(api_url: str, authors: list[str], readers: list[str]) -> dict:

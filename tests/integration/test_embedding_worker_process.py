@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,16 +20,7 @@ from labcore.engines.redis import EmbeddedRedis
 from labcore.settings import Settings
 from labcore.write.outbox import OutboxRelay
 from labcore.write.posts import WritePath
-
-
-def wait_for(check, what: str, log: Path, timeout: float = 90.0):  # noqa: ANN001, ANN201
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"{what} never happened; worker log:\n{log.read_text()[-3000:]}")
+from tests.helpers import wait_for
 
 
 @pytest.mark.slow
@@ -55,7 +45,11 @@ def test_the_worker_process_writes_fresh_features_after_a_post_and_a_like(tmp_pa
             worker = subprocess.Popen([sys.executable, "-m", "services.embedding_worker"], env=env, stdout=out, stderr=out)
         try:
             features = lambda: stack.feature_cache.ranking_features(reader, [(post.id, author)]).get(post.id)  # noqa: E731
-            row = wait_for(lambda: (r := features()) and r.post is not None and r, "post_stats of the new post", log)
+            worker_log = lambda: "worker log:\n" + log.read_text()[-3000:]  # noqa: E731
+            row = wait_for(
+                lambda: (r := features()) and r.post is not None and r, "post_stats of the new post", 90,
+                detail=worker_log,
+            )
             assert row.post.created_at == pytest.approx(post.created_at.timestamp(), abs=0.01)
             assert row.post.like_count == 0
 
@@ -65,7 +59,8 @@ def test_the_worker_process_writes_fresh_features_after_a_post_and_a_like(tmp_pa
             row = wait_for(
                 lambda: (r := features()) and r.post.like_count == 1 and r.affinity is not None and r,
                 "like_count and affinity after the like",
-                log,
+                90,
+                detail=worker_log,
             )
             assert row.affinity.affinity_score > 0
 
@@ -76,7 +71,8 @@ def test_the_worker_process_writes_fresh_features_after_a_post_and_a_like(tmp_pa
             row = wait_for(
                 lambda: (r := features()) and r.user is not None and r.user.following_count == before + 1 and r,
                 "the reader's following_count after the follow",
-                log,
+                90,
+                detail=worker_log,
             )
             assert row.affinity.affinity_score > 0.3  # a like and now a follow: more evidence
             author_row = stack.feature_cache.ranking_features(author, [(post.id, author)])[post.id]

@@ -25,6 +25,7 @@ from labcore.engines.redis import EmbeddedRedis
 from labcore.settings import Settings
 from labcore.write.outbox import OutboxRelay
 from labcore.write.posts import WritePath
+from tests.helpers import follow_graph, wait_for
 
 AUTHORS, READERS, POSTS, THRESHOLD = 50, 150, 2000, 40
 
@@ -55,14 +56,7 @@ def test_no_post_lost_or_duplicated_when_the_worker_is_killed(tmp_path: Path) ->
         stack.store.create_schema()
         writes = WritePath(stack)
         rng = random.Random(7)
-        authors = [writes.create_user(f"author{i}", f"Author {i}").id for i in range(AUTHORS)]
-        readers = [writes.create_user(f"reader{i}", f"Reader {i}").id for i in range(READERS)]
-        followers: dict[str, list[str]] = defaultdict(list)
-        for reader in readers:
-            # authors 0 and 1 are followed by (almost) everyone: celebrities, pulled at read time
-            for author in {authors[0], authors[1], *rng.sample(authors, rng.randint(5, 15))}:
-                writes.follow(reader, author)
-                followers[author].append(reader)
+        authors, readers, followers = follow_graph(writes, AUTHORS, READERS, seed=7)
         celebrities = {a for a in authors if len(followers[a]) > THRESHOLD}
         assert celebrities and len(celebrities) < AUTHORS
 
@@ -85,9 +79,7 @@ def test_no_post_lost_or_duplicated_when_the_worker_is_killed(tmp_path: Path) ->
                 relay.notify()
                 if i == POSTS // 2:
                     # wait until the worker is visibly mid-stream, then crash it hard
-                    deadline = time.monotonic() + 30
-                    while delivered(stack, readers) == 0 and time.monotonic() < deadline:
-                        time.sleep(0.01)
+                    wait_for(lambda: delivered(stack, readers) > 0, "the worker is delivering", 30, every=0.01)
                     worker.send_signal(signal.SIGKILL)
                     worker.wait()
                     at_kill = delivered(stack, readers)
@@ -101,9 +93,7 @@ def test_no_post_lost_or_duplicated_when_the_worker_is_killed(tmp_path: Path) ->
             total = sum(len(v) for v in expected.values())
             assert 0 < at_kill < total, "the kill must land while deliveries are in flight"
 
-            deadline = time.monotonic() + 120
-            while delivered(stack, readers) < total and time.monotonic() < deadline:
-                time.sleep(0.2)
+            wait_for(lambda: delivered(stack, readers) >= total, "every delivery is made", 120)
             time.sleep(0.5)  # anything extra would show up now
         finally:
             worker.terminate()

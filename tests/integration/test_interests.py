@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
@@ -37,9 +36,11 @@ from labcore.embeddings import DIM, Embedder
 from labcore.engines.process import free_port
 from labcore.errors import BackendUnavailable
 from labcore.interests import InterestVectors, interest_key, popular_post_ids
+from labcore.testing import HashEmbedder
 from labcore.workers.embedding import EmbeddingHandler
 from labcore.workers.interests import InterestHandler
 from labcore.workers.loop import ConsumerLoop
+from tests.helpers import unit, wait_for
 
 COOKING = [
     "Slow-roasted tomatoes with garlic make the best pasta sauce.",
@@ -71,12 +72,6 @@ FOLLOWED_FOOTBALL = [
 ]
 
 _clock = itertools.count()
-
-
-def unit(*weights: float) -> np.ndarray:
-    vector = np.zeros(DIM, dtype=np.float32)
-    vector[: len(weights)] = weights
-    return vector / np.linalg.norm(vector)
 
 
 def normalized(vector: np.ndarray) -> np.ndarray:
@@ -272,18 +267,6 @@ def test_for_user_keeps_an_existing_vector(interests: InterestVectors, store: Sq
 # --- the engagement handler ------------------------------------------------------------------------
 
 
-class TableEmbedder:
-    """Stands in for the model where a test needs exact vectors: content → a fixed vector."""
-
-    def __init__(self, table: dict[str, np.ndarray]) -> None:
-        self.table = table
-        self.calls = 0
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        self.calls += 1
-        return np.stack([self.table[t] for t in texts]) if texts else np.empty((0, DIM), np.float32)
-
-
 def test_engagement_handler_cold_starts_then_applies_likes_in_order(
     interests: InterestVectors, store: SqlStore, vectors: QdrantEdgeVectors
 ) -> None:
@@ -312,7 +295,7 @@ def test_like_that_overtakes_its_embedding(interests: InterestVectors, store: Sq
     without_model(records)
     assert without_model.skipped == 1 and interests.get("alice") is None
 
-    model = TableEmbedder({"brand new post": unit(0.0, 1.0)})
+    model = HashEmbedder({"brand new post": unit(0.0, 1.0)})  # the exact vector this test needs
     with_model = InterestHandler(interests, vectors, store, embedder=model)  # type: ignore[arg-type]
     with_model(records)
     np.testing.assert_allclose(interests.get("alice"), unit(0.0, 1.0), atol=1e-6)
@@ -325,7 +308,7 @@ def test_a_post_is_encoded_once_when_a_like_overtakes_it(
     """The interest worker stores what it encodes; the embedding worker reuses it, the model runs once."""
     add_users(store, "alice", "bob")
     post = add_post(store, "bob", "brand new post")
-    model = TableEmbedder({"brand new post": unit(0.0, 1.0)})
+    model = HashEmbedder({"brand new post": unit(0.0, 1.0)})
     InterestHandler(interests, vectors, store, embedder=model)(like_records(store, "alice", [post]))  # type: ignore[arg-type]
     assert model.calls == 1 and set(vectors.vectors([post.id])) == {post.id}
 
@@ -406,9 +389,7 @@ def test_embedding_and_interest_loops_over_redis_streams(
     for thread in threads:
         thread.start()
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and (vectors.count() < 4 or loops[1].stats.handled < 2):
-            time.sleep(0.05)
+        wait_for(lambda: vectors.count() >= 4 and loops[1].stats.handled >= 2, "both workers are done", 30, every=0.05)
     finally:
         stop.set()
         for thread in threads:

@@ -163,7 +163,7 @@ def test_outbox_holds_events_while_the_log_is_down(lab: Pipeline) -> None:
     lab.relay.events = RedisStreamsEventLog(redis_client(f"redis://127.0.0.1:{free_port()}/0"), 4)
     with pytest.raises(BackendUnavailable):
         lab.relay.publish_pending()
-    assert lab.stack.store.outbox_backlog() == 1  # acknowledged write, waiting in SQL
+    assert lab.stack.store.outbox_backlog() == 2  # the follow's and the post's events: acknowledged, waiting in SQL
     lab.relay.events = working
     lab.pump()
     assert lab.stack.store.outbox_backlog() == 0

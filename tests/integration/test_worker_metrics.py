@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -21,20 +20,22 @@ from labcore.settings import Settings
 from labcore.widgets.observability import metric_value, parse_metrics
 from labcore.write.outbox import OutboxRelay
 from labcore.write.posts import WritePath
+from tests.helpers import wait_for
 
 
 def scrape_until(url: str, ready, timeout: float = 30.0) -> str:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
+    """Scrape ``url`` until its samples are ``ready``; a refused connection is "not yet"."""
     last = ""
-    while time.monotonic() < deadline:
+
+    def scrape() -> str | None:
+        nonlocal last
         try:
             last = httpx.get(url, timeout=2).text
-            if ready(parse_metrics(last)):
-                return last
         except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{url} never showed the expected samples; last scrape:\n{last[-2000:]}")
+            return None
+        return last if ready(parse_metrics(last)) else None
+
+    return wait_for(scrape, f"{url} shows the expected samples", timeout, detail=lambda: f"last scrape:\n{last[-2000:]}")
 
 
 def test_the_fanout_worker_serves_metrics_prometheus_accepts(tmp_path: Path, promtool) -> None:

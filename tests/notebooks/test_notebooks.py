@@ -7,6 +7,7 @@ are never committed: a test fails on any notebook in git with outputs.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +31,15 @@ def test_notebook_is_stripped_and_parametrized(notebook: Path) -> None:
     dirty = [i for i, c in enumerate(cells) if c.get("outputs") or c.get("execution_count")]
     assert not dirty, f"{notebook.name}: cells {dirty} have outputs; strip them before committing"
     assert any("parameters" in c.get("metadata", {}).get("tags", []) for c in cells), "needs a parameters cell"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_names_the_source_it_demonstrates(notebook: Path) -> None:
+    """Under the title, one line links the modules the lesson is about; every link must resolve."""
+    title = json.loads(notebook.read_text())["cells"][0]["source"]
+    assert title[0].startswith("# ") and title[2].startswith("Source: "), f"{notebook.name}: no Source line"
+    links = re.findall(r"\]\(([^)]+)\)", title[2])
+    assert links and all(link.startswith("../") and (notebook.parent / link).resolve().is_file() for link in links), links
 
 
 def test_feedlab_check_runs_the_whole_course(tmp_path: Path) -> None:

@@ -132,6 +132,16 @@ def test_layers_point_one_way(importer: str) -> None:
     assert offences == []
 
 
+def test_no_product_module_imports_the_fakes() -> None:
+    """``labcore.testing`` is for tests and exercises: a fake must never become a silent fallback."""
+    offences = [
+        name
+        for name, path in MODULES.items()
+        if name != "labcore.testing" and "labcore.testing" in imports(path, top_level_only=False)
+    ]
+    assert offences == []
+
+
 def test_cycle_finder_finds_a_cycle() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 

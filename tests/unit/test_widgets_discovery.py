@@ -8,15 +8,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from labcore.interests import ema_step
+from labcore.testing import FakeLab
 from labcore.widgets import discovery
 from labcore.widgets.discovery import LikeSession, PostVectors, Projection
-
-
-def unit(*values: float) -> np.ndarray:
-    vector = np.asarray(values, dtype=np.float32)
-    return vector / np.linalg.norm(vector)
-
+from tests.helpers import journey, unit
 
 # --- Embeddings ------------------------------------------------------------------------------------
 
@@ -65,10 +60,10 @@ def test_topic_cohesion_compares_same_topic_pairs_with_the_rest() -> None:
 
 def test_nearest_is_exact_and_sorted() -> None:
     matrix = np.stack([unit(1, 0), unit(0, 1), unit(1, 1), unit(-1, 0)])
-    hits = discovery.nearest(matrix, np.array([2.0, 0.1]), k=3)
+    hits = discovery.nearest(matrix, 2 * unit(2.0, 0.1), k=3)  # any length: nearest normalizes
     assert [i for i, _ in hits] == [0, 2, 1]
     assert hits[0][1] == pytest.approx(float(unit(2, 0.1) @ unit(1, 0)))
-    assert len(discovery.nearest(matrix, np.array([1.0, 0.0]), k=10)) == 4
+    assert len(discovery.nearest(matrix, unit(1.0), k=10)) == 4
 
 
 # --- PCA -------------------------------------------------------------------------------------------
@@ -120,16 +115,12 @@ def test_projection_figure_has_a_trace_per_topic_the_liked_ring_and_the_path() -
 # --- Discovery shares ------------------------------------------------------------------------------
 
 
-def journey(post_id: str, score: float, source: str = "discovery", **extra: Any) -> dict[str, Any]:
-    return {"post_id": post_id, "source": source, "retrieval_score": score, "rank": None, "dropped": None} | extra
-
-
 JOURNEYS = [
-    journey("s1", 1.7e9, "social"),
-    journey("d1", 0.9),
-    journey("d2", 0.5),
-    journey("d3", 0.7),
-    journey("d4", 0.3),
+    journey("s1", "social", retrieval_score=1.7e9),
+    journey("d1", "discovery", retrieval_score=0.9),
+    journey("d2", "discovery", retrieval_score=0.5),
+    journey("d3", "discovery", retrieval_score=0.7),
+    journey("d4", "discovery", retrieval_score=0.3),
 ]
 TOPICS = {"s1": "cooking", "d1": "travel", "d2": "cooking", "d3": "travel"}
 
@@ -151,11 +142,11 @@ def test_topic_counts_names_posts_outside_the_world_unknown() -> None:
 
 
 def test_topic_share_without_discovery_is_zero() -> None:
-    assert discovery.topic_share([journey("s1", 1.0, "social")], TOPICS, "cooking") == 0.0
+    assert discovery.topic_share([journey("s1", "social", retrieval_score=1.0)], TOPICS, "cooking") == 0.0
 
 
 def test_discovery_frame_shows_missing_ranks_as_na() -> None:
-    frame = discovery.discovery_frame(JOURNEYS[:3] + [journey("d9", 0.1, rank=4)], TOPICS, {"d1": "x" * 100}, k=3)
+    frame = discovery.discovery_frame(JOURNEYS[:3] + [journey("d9", "discovery", retrieval_score=0.1, rank=4)], TOPICS, {"d1": "x" * 100}, k=3)
     assert list(frame["post_id"]) == ["d1", "d2", "d9"] and len(frame.loc[0, "content"]) == 70
     assert frame["rank in feed"].isna().tolist() == [True, True, False]
 
@@ -175,38 +166,9 @@ def test_least_shown_topic(shown: dict[str, int], least: str) -> None:
 # --- The like session, against a fake stack --------------------------------------------------------
 
 
-class FakeLab:
-    """Likes reach the interest vector only after ``lag_polls`` reads, like the asynchronous worker."""
-
-    def __init__(self, posts: PostVectors, start: np.ndarray, rate: float = 0.2, lag_polls: int = 2) -> None:
-        self.posts = posts
-        self.vector = start
-        self.rate = rate
-        self.lag_polls = lag_polls
-        self.pending: list[str] = []
-        self.polls = 0
-        self.likes: set[str] = set()
-
-    def inspect(self, what: str, **_params: Any) -> dict[str, Any]:
-        assert what.startswith("interest/")
-        if self.pending:
-            self.polls += 1
-            if self.polls >= self.lag_polls:
-                for post_id in self.pending:
-                    self.vector = ema_step(self.vector, self.posts.vector(post_id), self.rate)
-                self.pending, self.polls = [], 0
-        return {"vector": self.vector.tolist()}
-
-    def like(self, user_id: str, post_id: str) -> dict[str, Any]:
-        if post_id in self.likes:
-            return {"status": "already_liked"}
-        self.likes.add(post_id)
-        self.pending.append(post_id)
-        return {"status": "liked"}
-
-    def explain(self, user_id: str, limit: int | None = None) -> dict[str, Any]:
-        hits = discovery.nearest(self.posts.matrix, self.vector, k=len(self.posts))
-        return {"journeys": [journey(self.posts.post_ids[i], score) for i, score in hits]}
+def fake_lab(posts: PostVectors, interest: np.ndarray) -> Any:
+    """The API for one reader whose likes reach the interest vector two reads later, like the worker's."""
+    return FakeLab(vectors=dict(zip(posts.post_ids, posts.matrix, strict=True)), interest=interest, interest_lag=2)
 
 
 @pytest.fixture
@@ -217,15 +179,15 @@ def world() -> tuple[PostVectors, dict[str, str]]:
     for topic, centre in centres.items():
         for i in range(8):
             ids.append(f"{topic}-{i}")
-            rows.append(unit(*(centre + 0.2 * rng.normal(size=4))))
+            rows.append(unit(*(centre[:4] + 0.2 * rng.normal(size=4))))
             topics.append(topic)
     return PostVectors(ids, np.stack(rows), topics), dict(zip(ids, topics))
 
 
 def test_like_session_moves_the_vector_by_the_ema_and_raises_the_topic_share(world: Any) -> None:
     posts, topic_of = world
-    lab = FakeLab(posts, start=unit(0, 1, 0.3, 0))  # a cooking fan
-    session = LikeSession(lab, "u1", topic_of, k=8, timeout=5)  # type: ignore[arg-type]
+    lab = fake_lab(posts, unit(0, 1, 0.3, 0))  # a cooking fan
+    session = LikeSession(lab, "u1", topic_of, k=8, timeout=5)
     steps = session.like_topic("travel", 4)
     assert [s.post_id for s in steps] == ["travel-0", "travel-1", "travel-2", "travel-3"]
     assert all(s.topic == "travel" for s in steps) and len(session.path) == 5
@@ -238,7 +200,7 @@ def test_like_session_moves_the_vector_by_the_ema_and_raises_the_topic_share(wor
 
 def test_like_session_skips_posts_it_liked_and_runs_out(world: Any) -> None:
     posts, topic_of = world
-    session = LikeSession(FakeLab(posts, unit(1, 1, 1, 1)), "u1", topic_of, timeout=5)  # type: ignore[arg-type]
+    session = LikeSession(fake_lab(posts, unit(1, 1, 1, 1)), "u1", topic_of, timeout=5)
     session.like_topic("music", 8)
     with pytest.raises(LookupError, match="music"):
         session.next_post("music")
@@ -246,23 +208,23 @@ def test_like_session_skips_posts_it_liked_and_runs_out(world: Any) -> None:
 
 def test_like_session_refuses_a_like_that_moves_nothing(world: Any) -> None:
     posts, topic_of = world
-    lab = FakeLab(posts, unit(1, 1, 1, 1))
+    lab = fake_lab(posts, unit(1, 1, 1, 1))
     lab.likes.add("music-0")  # liked before this session: the API answers already_liked
-    session = LikeSession(lab, "u1", topic_of, timeout=5)  # type: ignore[arg-type]
+    session = LikeSession(lab, "u1", topic_of, timeout=5)
     with pytest.raises(ValueError, match="already liked"):
         session.like("music-0")
 
 
 def test_waiting_for_a_vector_that_never_moves_times_out(world: Any) -> None:
     posts, _ = world
-    lab: Any = FakeLab(posts, unit(1, 0, 0, 0))
+    lab: Any = fake_lab(posts, unit(1, 0, 0, 0))
     with pytest.raises(TimeoutError):
         discovery.wait_for_interest_change(lab, "u1", unit(1, 0, 0, 0), timeout=0.2, interval=0.05)
 
 
 def test_topic_history_figure_stacks_a_bar_per_topic(world: Any) -> None:
     posts, topic_of = world
-    session = LikeSession(FakeLab(posts, unit(0, 1, 0, 0)), "u1", topic_of, k=8, timeout=5)  # type: ignore[arg-type]
+    session = LikeSession(fake_lab(posts, unit(0, 1, 0, 0)), "u1", topic_of, k=8, timeout=5)
     session.like_topic("travel", 2)
     figure = discovery.topic_history_figure(session)
     assert figure.layout.barmode == "stack"
@@ -273,7 +235,7 @@ def test_topic_history_figure_stacks_a_bar_per_topic(world: Any) -> None:
 
 def test_like_explorer_builds_headless_and_its_button_likes(world: Any) -> None:
     posts, topic_of = world
-    session = LikeSession(FakeLab(posts, unit(0, 1, 0, 0)), "u1", topic_of, timeout=5)  # type: ignore[arg-type]
+    session = LikeSession(fake_lab(posts, unit(0, 1, 0, 0)), "u1", topic_of, timeout=5)
     box = discovery.like_explorer(session, posts, Projection.fit(posts.matrix))
     controls = box.children[0].children
     controls[0].value = "music"

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from labcore.testing import FakeLab
 from labcore.widgets.feed import (
     DRILL_FALLBACKS,
     FUNNEL_STAGES,
@@ -25,6 +26,7 @@ from labcore.widgets.feed import (
     stage_counts,
     stage_latency_bar,
 )
+from tests.helpers import journey
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -164,23 +166,19 @@ def test_age_label(age: timedelta, label: str) -> None:
 
 
 # --- the explain view -------------------------------------------------------------------------------
-def journey(post_id: str, source: str, **fields: Any) -> dict[str, Any]:
-    return {
-        "post_id": post_id, "source": source, "author_id": "a", "retrieval_score": 1.0, "filtered": None,
-        "features": {"created_at": 1.0, "topic_similarity": 0.5}, "score": 0.5, "rank": None, "dropped": None,
-    } | fields  # fmt: skip
+FEATURES = {"created_at": 1.0, "topic_similarity": 0.5}
 
 
 EXPLAIN = {
     "journeys": [
-        journey("s1", "social", rank=1, score=0.9),
+        journey("s1", "social", rank=1, score=0.9, features=FEATURES),
         journey("s2", "social", filtered="seen_in_24h", score=None, features={}),
-        journey("s3", "social", demoted="author_cap", dropped="below_cutoff", score=0.4),
-        journey("c1", "celebrity", rank=2, score=0.8),
-        journey("d1", "discovery", demoted="out_of_network_cap", dropped="below_cutoff", score=0.7),
-        journey("d4", "discovery", demoted="out_of_network_cap", rank=4, score=0.65),
+        journey("s3", "social", demoted="author_cap", dropped="below_cutoff", score=0.4, features=FEATURES),
+        journey("c1", "celebrity", rank=2, score=0.8, features=FEATURES),
+        journey("d1", "discovery", demoted="out_of_network_cap", dropped="below_cutoff", score=0.7, features=FEATURES),
+        journey("d4", "discovery", demoted="out_of_network_cap", rank=4, score=0.65, features=FEATURES),
         journey("d2", "discovery", filtered="post_missing", score=None, features={}),
-        journey("d3", "discovery", rank=3, score=0.6),
+        journey("d3", "discovery", rank=3, score=0.6, features=FEATURES),
     ]
 }
 
@@ -235,41 +233,9 @@ def test_median_stage_latency_keeps_request_order() -> None:
 
 
 # --- the fallback drill -----------------------------------------------------------------------------
-class FakeLab:
-    """Stands in for ``LabClient``: a stopped service adds its fallback to every feed."""
-
-    def __init__(self, fail_read_of: str | None = None, slow_to_recover: int = 0) -> None:
-        self.stopped: set[str] = set()
-        self.calls: list[str] = []
-        self.fail_read_of = fail_read_of
-        self.slow = slow_to_recover
-
-    def stop(self, name: str) -> dict[str, str]:
-        self.calls.append(f"stop {name}")
-        self.stopped.add(name)
-        return {}
-
-    def start(self, name: str) -> dict[str, str]:
-        self.calls.append(f"start {name}")
-        self.stopped.discard(name)
-        return {}
-
-    def feed(self, user_id: str) -> dict[str, Any]:
-        if self.fail_read_of in self.stopped:
-            raise RuntimeError("the API broke")
-        fallbacks = [DRILL_FALLBACKS[s] for s in sorted(self.stopped)]
-        if not fallbacks and self.slow:
-            self.slow -= 1
-            fallbacks = ["ranking:recency"]  # a restarted server still warming up
-        return {
-            "items": [{}], "fallbacks": fallbacks, "feature_source": "feast", "model_version": "formula-v1",
-            "candidates_discovery": 0 if "vectors" in self.stopped else 10,
-        }  # fmt: skip
-
-
 def test_the_drill_stops_reads_and_restarts_each_service_in_turn() -> None:
     lab = FakeLab(slow_to_recover=2)
-    drill = fallback_drill(lab, "u1", recover_timeout=5)  # type: ignore[arg-type]
+    drill = fallback_drill(lab, "u1", recover_timeout=5)
     assert lab.calls == [f"{verb} {s}" for s in DRILL_FALLBACKS for verb in ("stop", "start")]
     assert list(drill["stopped"]) == list(DRILL_FALLBACKS)
     assert drill["fallback seen"].all() and drill["recovered"].all()
@@ -280,5 +246,5 @@ def test_the_drill_stops_reads_and_restarts_each_service_in_turn() -> None:
 def test_the_drill_restarts_the_service_even_when_the_read_fails() -> None:
     lab = FakeLab(fail_read_of="ranking")
     with pytest.raises(RuntimeError, match="the API broke"):
-        fallback_drill(lab, "u1", {"ranking": "ranking:recency"})  # type: ignore[arg-type]
+        fallback_drill(lab, "u1", {"ranking": "ranking:recency"})
     assert lab.calls == ["stop ranking", "start ranking"] and not lab.stopped

@@ -9,7 +9,9 @@ import pytest
 
 from labcore.adapters.impressions.query import seen_query, to_pyformat
 from labcore.domain import ImpressionLogged
+from labcore.testing import FakeLab
 from labcore.widgets import impressions
+from tests.helpers import journey
 
 NOW = 1_750_000_000.25
 HOUR = 3600.0
@@ -17,12 +19,6 @@ HOUR = 3600.0
 
 def explain(*journeys: dict[str, Any], items: tuple[str, ...] = ()) -> dict[str, Any]:
     return {"journeys": list(journeys), "items": [{"post_id": post_id} for post_id in items]}
-
-
-def journey(
-    post_id: str, source: str = "social", filtered: str | None = None, rank: int | None = None
-) -> dict[str, Any]:
-    return {"post_id": post_id, "source": source, "filtered": filtered, "rank": rank}
 
 
 # --- Served vs seen ----------------------------------------------------------------------------------
@@ -55,41 +51,9 @@ def test_find_row_takes_the_newest_match() -> None:
     assert impressions.find_row(rows, "v", "p") is None
 
 
-class FakeLab:
-    """The API calls the widgets make; impressions reach the "OLAP rows" after ``lag`` inspections."""
-
-    def __init__(self, feed_posts: list[str], lag: int = 2) -> None:
-        self.feed_posts = feed_posts
-        self.lag = lag
-        self.seen: set[str] = set()
-        self.rows: list[dict[str, Any]] = []
-        self.pending: list[dict[str, Any]] = []
-        self.reads = 0
-
-    def feed(self, user_id: str, limit: int | None = None) -> dict[str, Any]:
-        kept = [p for p in self.feed_posts if p not in self.seen][:limit]
-        return {"items": [{"post_id": p, "content": f"text of {p}"} for p in kept]}
-
-    def explain(self, user_id: str, limit: int | None = None) -> dict[str, Any]:
-        journeys = [journey(p, filtered="seen_in_24h" if p in self.seen else None) for p in self.feed_posts]
-        return {"journeys": journeys, "items": [{"post_id": p} for p in self.feed_posts if p not in self.seen]}
-
-    def impressions(self, user_id: str, post_ids: list[str]) -> dict[str, Any]:
-        self.seen |= set(post_ids)
-        self.pending += [{"user_id": user_id, "post_id": p, "seen_at": NOW} for p in post_ids]
-        return {"recorded": len(post_ids)}
-
-    def inspect(self, what: str, **_params: Any) -> dict[str, Any]:
-        assert what == "impressions"
-        self.reads += 1
-        if self.reads >= self.lag:
-            self.rows, self.pending = self.rows + self.pending, []
-        return {"rows": list(reversed(self.rows))}
-
-
 def test_seen_explorer_reports_a_post_and_the_table_shows_it_filtered() -> None:
-    lab = FakeLab(["p1", "p2", "p3"])
-    explorer = impressions.SeenExplorer(lab, "u", limit=2)  # type: ignore[arg-type]
+    lab = FakeLab(["p1", "p2", "p3"], now=NOW)
+    explorer = impressions.SeenExplorer(lab, "u", limit=2)
     assert explorer.served == {"#1": "p1", "#2": "p2"} and explorer.content["p2"] == "text of p2"
     table = explorer.table(explorer.report(["p1"]))
     assert table.loc["#1", "filtered"] == "seen_in_24h" and table.loc["#1", "reported seen"]
@@ -97,7 +61,7 @@ def test_seen_explorer_reports_a_post_and_the_table_shows_it_filtered() -> None:
 
 
 def test_seen_explorer_widget_button_reports_its_post() -> None:
-    explorer = impressions.SeenExplorer(FakeLab(["p1", "p2"]), "u")  # type: ignore[arg-type]
+    explorer = impressions.SeenExplorer(FakeLab(["p1", "p2"], now=NOW), "u")
     box = impressions.seen_explorer(explorer)
     buttons = box.children[0].children
     assert [b.description for b in buttons] == ["I saw #1", "I saw #2"]
@@ -106,14 +70,14 @@ def test_seen_explorer_widget_button_reports_its_post() -> None:
 
 
 def test_wait_for_olap_row_polls_through_the_ingestion_lag() -> None:
-    lab = FakeLab(["p1"], lag=3)
+    lab = FakeLab(["p1"], olap_lag=3, now=NOW)
     lab.impressions("u", ["p1"])
-    row, seconds = impressions.wait_for_olap_row(lab, "u", "p1", timeout=5)  # type: ignore[arg-type]
-    assert row["post_id"] == "p1" and lab.reads == 3 and seconds >= 0
+    row, seconds = impressions.wait_for_olap_row(lab, "u", "p1", timeout=5)
+    assert row["post_id"] == "p1" and lab.olap_reads == 3 and seconds >= 0
 
 
 def test_wait_for_olap_row_matches_the_moment_when_asked() -> None:
-    lab: Any = FakeLab(["p1"], lag=1)
+    lab: Any = FakeLab(["p1"], olap_lag=1, now=NOW)
     lab.impressions("u", ["p1"])
     with pytest.raises(TimeoutError):
         impressions.wait_for_olap_row(lab, "u", "p1", seen_at=NOW - HOUR, timeout=0.2)
@@ -159,10 +123,10 @@ class FakeRedis:
 
 def test_recent_set_reads_the_users_sorted_set_with_scores() -> None:
     client = FakeRedis([("p1", NOW - 2 * HOUR), (b"p2", NOW)])
-    frame = impressions.recent_set(client, "u", now=NOW)  # type: ignore[arg-type]
+    frame = impressions.recent_set(client, "u", now=NOW)
     assert client.asked == [("seen:u", 0, -1, True)]
     assert list(frame["post_id"]) == ["p1", "p2"] and list(frame["hours ago"]) == [2.0, 0.0]
-    assert impressions.recent_set(FakeRedis([]), "u").empty  # type: ignore[arg-type]
+    assert impressions.recent_set(FakeRedis([]), "u").empty
 
 
 # --- The window --------------------------------------------------------------------------------------

@@ -1,0 +1,52 @@
+"""What callers of an embedder rely on, for the real model and for ``labcore.testing.HashEmbedder``.
+
+The workers and the interest handler only need ``encode``: a float32 ``(n, 384)`` array of unit
+vectors, the same vector for the same text whatever the batch, and texts that share their words
+closer than texts that share none. The fake must keep that shape, or tests written on it would pass
+on arrays the workers never get. (Meaning — a kitten close to a cat — is the real model's alone:
+tests/integration/test_embeddings.py.)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from labcore.embeddings import DIM, Embedder
+from labcore.testing import HashEmbedder
+
+TEXTS = ["Pasta with slow roasted tomatoes", "Roasted tomatoes on pasta tonight", "The striker scored twice"]
+
+
+@pytest.fixture(scope="module", params=["model", "hash"])
+def embedder(request: pytest.FixtureRequest) -> Any:
+    return Embedder(batch_size=2).load() if request.param == "model" else HashEmbedder(batch_size=2)
+
+
+def test_vectors_are_384_dim_unit_float32(embedder: Any) -> None:
+    matrix = embedder.encode(TEXTS)
+    assert matrix.shape == (3, DIM) and matrix.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(matrix, axis=1), 1.0, atol=1e-5)
+    empty = embedder.encode([])
+    assert empty.shape == (0, DIM) and empty.dtype == np.float32
+
+
+def test_the_same_text_gets_the_same_vector_in_any_batch(embedder: Any) -> None:
+    together = embedder.encode(TEXTS)
+    alone = np.stack([embedder.encode([text])[0] for text in TEXTS])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+def test_shared_words_are_closer_than_none(embedder: Any) -> None:
+    pasta, tomatoes, football = embedder.encode(TEXTS)
+    assert float(pasta @ tomatoes) > float(pasta @ football) + 0.2
+
+
+def test_the_fake_pins_exact_vectors_and_counts_calls() -> None:
+    pinned = np.zeros(DIM, dtype=np.float32)
+    pinned[1] = 2.0
+    fake = HashEmbedder({"brand new post": pinned})
+    np.testing.assert_allclose(fake.encode(["brand new post"])[0], pinned / 2.0)
+    assert fake.calls == 1 and fake.loaded and fake.load() is fake
