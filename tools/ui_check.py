@@ -39,7 +39,7 @@ from typing import Any
 
 import httpx
 
-from labcore.adapters.redis.server import free_port
+from labcore.engines.process import free_port
 from labcore.lab.notebook_check import CI_PARAMETERS, fresh_stack
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -56,7 +56,7 @@ def _timed(fn: Callable[[], object]) -> float:
 
 def run(*, followers: int = 100_000, reps: int = 3, quick: bool = False, say: Callable[[str], None] = print) -> CaseResult:
     from labcore.adapters.redis.mailboxes import RedisMailboxes, mailbox_key
-    from labcore.adapters.redis.server import EmbeddedRedis
+    from labcore.engines.redis import EmbeddedRedis
     from labcore.adapters.sql.store import SqlStore
     from labcore.bootstrap import redis_client
     from labcore.domain import PostCreated, Record

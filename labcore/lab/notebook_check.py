@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labcore.adapters.redis.server import free_port
+from labcore.engines.process import free_port
 
 CI_PARAMETERS = {"WORLD": "tiny", "SEED": 42}
 # A cell that runs longer has hung (nbclient can miss the reply of a cell that captures widget

@@ -30,7 +30,8 @@ from typing import Any
 
 import uvicorn
 
-from labcore.adapters.redis.server import EmbeddedRedis, free_port
+from labcore.engines.process import free_port
+from labcore.engines.redis import EmbeddedRedis
 from labcore.bootstrap import Stack, build_stack, build_workers
 from labcore.errors import InvalidInput, LabError, NotFound
 from labcore.features.batch import materialize

@@ -19,7 +19,7 @@ import pytest
 
 from labcore.adapters.events.base import EventLog, Subscription, partition_for
 from labcore.adapters.events.redis_streams import RedisStreamsEventLog
-from labcore.adapters.redis.server import free_port
+from labcore.engines.process import free_port
 from labcore.domain import Record
 from labcore.errors import BackendUnavailable
 

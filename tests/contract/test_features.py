@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import redis
 
-from labcore.adapters.redis.server import free_port
+from labcore.engines.process import free_port
 from labcore.adapters.sql.feature_rows import affinity_rows, post_stats_rows, user_stats_rows
 from labcore.adapters.sql.store import SqlStore
 from labcore.domain import Post, to_epoch, utcnow

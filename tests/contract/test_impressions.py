@@ -25,7 +25,7 @@ import redis
 from labcore.adapters.impressions.base import ImpressionStore
 from labcore.adapters.impressions.duckdb import DuckdbImpressions
 from labcore.adapters.impressions.redis_recent import RedisRecentImpressions, seen_key
-from labcore.adapters.redis.server import free_port
+from labcore.engines.process import free_port
 from labcore.domain import ImpressionLogged
 from labcore.errors import BackendUnavailable
 

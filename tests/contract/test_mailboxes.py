@@ -67,7 +67,7 @@ def test_rebuild_of_an_empty_graph_still_marks_built(mailboxes: RedisMailboxes) 
 
 
 def test_down_redis_is_backend_unavailable() -> None:
-    from labcore.adapters.redis.server import free_port
+    from labcore.engines.process import free_port
     from labcore.bootstrap import redis_client
 
     down = RedisMailboxes(redis_client(f"redis://127.0.0.1:{free_port()}/0"))

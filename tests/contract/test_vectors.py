@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from labcore.adapters.redis.server import free_port
+from labcore.engines.process import free_port
 from labcore.adapters.vectors.base import VectorItem, VectorStore
 from labcore.adapters.vectors.qdrant import QdrantVectors
 from labcore.embeddings import DIM

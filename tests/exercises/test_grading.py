@@ -24,7 +24,7 @@ import redis
 from fastapi.testclient import TestClient
 
 from labcore import extensions
-from labcore.adapters.redis.server import EmbeddedRedis
+from labcore.engines.redis import EmbeddedRedis
 from labcore.adapters.vectors.base import VectorItem
 from labcore.adapters.vectors.qdrant import QdrantVectors
 from labcore.bootstrap import Stack, build_stack

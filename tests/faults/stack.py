@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from labcore.adapters.redis.server import free_port
+from labcore.engines.process import free_port
 from labcore.lab.client import LabClient, connect
 from labcore.settings import Settings
 from tests.conftest import RunningStack

@@ -24,7 +24,8 @@ import httpx
 import pytest
 import redis
 
-from labcore.adapters.redis.server import EmbeddedRedis, free_port
+from labcore.engines.redis import EmbeddedRedis
+from labcore.engines.process import free_port
 from labcore.bootstrap import build_stack
 from labcore.domain import to_epoch
 from labcore.settings import Settings

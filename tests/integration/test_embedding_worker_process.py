@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from labcore.adapters.redis.server import EmbeddedRedis
+from labcore.engines.redis import EmbeddedRedis
 from labcore.bootstrap import build_stack
 from labcore.settings import Settings
 from labcore.write.outbox import OutboxRelay

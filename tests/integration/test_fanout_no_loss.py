@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from labcore.adapters.redis.server import EmbeddedRedis
+from labcore.engines.redis import EmbeddedRedis
 from labcore.bootstrap import build_stack
 from labcore.domain import to_epoch
 from labcore.settings import Settings

@@ -19,7 +19,7 @@ import pytest
 import redis
 
 from labcore.adapters.events.redis_streams import RedisStreamsEventLog
-from labcore.adapters.redis.server import free_port
+from labcore.engines.process import free_port
 from labcore.adapters.sql.store import SqlStore
 from labcore.adapters.vectors.base import VectorItem
 from labcore.adapters.vectors.qdrant import QdrantVectors

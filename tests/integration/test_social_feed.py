@@ -143,7 +143,7 @@ def test_redis_down_falls_back_to_sql_visibly(lab: Pipeline) -> None:
     post = lab.writes.create_post(alice, "still here")
     lab.pump()
     from labcore.adapters.redis.mailboxes import RedisMailboxes
-    from labcore.adapters.redis.server import free_port
+    from labcore.engines.process import free_port
 
     lab.stack.mailboxes = RedisMailboxes(redis_client(f"redis://127.0.0.1:{free_port()}/0"))
     feed = social(lab, bob)
@@ -153,7 +153,7 @@ def test_redis_down_falls_back_to_sql_visibly(lab: Pipeline) -> None:
 
 def test_outbox_holds_events_while_the_log_is_down(lab: Pipeline) -> None:
     from labcore.adapters.events.redis_streams import RedisStreamsEventLog
-    from labcore.adapters.redis.server import free_port
+    from labcore.engines.process import free_port
     from labcore.errors import BackendUnavailable
 
     alice, bob = lab.user("alice"), lab.user("bob")

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import httpx
 
-from labcore.adapters.redis.server import EmbeddedRedis, free_port
+from labcore.engines.redis import EmbeddedRedis
+from labcore.engines.process import free_port
 from labcore.bootstrap import build_stack
 from labcore.settings import Settings
 from labcore.widgets.observability import metric_value, parse_metrics

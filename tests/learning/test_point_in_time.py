@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import redis
 
-from labcore.adapters.redis.server import EmbeddedRedis
+from labcore.engines.redis import EmbeddedRedis
 from labcore.adapters.sql.store import SqlStore
 from labcore.domain import Post, utcnow
 from labcore.features.base import affinity_score

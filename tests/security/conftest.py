@@ -16,7 +16,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from labcore.adapters.redis.server import EmbeddedRedis, free_port
+from labcore.engines.redis import EmbeddedRedis
+from labcore.engines.process import free_port
 from labcore.bootstrap import Stack, build_stack
 from labcore.observability.tracing import setup_tracing
 from labcore.settings import Settings

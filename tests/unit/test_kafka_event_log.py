@@ -12,7 +12,7 @@ import pytest
 from kafka.errors import KafkaTimeoutError
 
 from labcore.adapters.events.kafka import KafkaEventLog
-from labcore.adapters.redis.server import free_port
+from labcore.engines.process import free_port
 from labcore.errors import BackendUnavailable
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from labcore.adapters.redis.mailboxes import RedisMailboxes
-from labcore.adapters.redis.server import free_port
+from labcore.engines.process import free_port
 from labcore.adapters.sql.store import SqlStore
 from labcore.bootstrap import redis_client
 from labcore.domain import Post, to_epoch

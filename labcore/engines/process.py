@@ -1,0 +1,222 @@
+"""The one child-process mechanism every engine uses.
+
+An engine is a command started in its own session (so a stop reaches every process it forked), its
+output appended to ``<run_dir>/<name>.log``, its pid and exact argv recorded in ``<run_dir>/<name>.pid``.
+``start`` returns once a readiness probe passes, or raises ``BackendUnavailable`` naming the engine
+and the tail of its log. ``stop`` sends SIGTERM, then SIGKILL after a grace period.
+
+The pid file lets a later ``up`` (or ``down`` from another process) stop a child left behind by a
+crashed parent — but only after ``/proc/<pid>/cmdline`` proves the pid still runs the recorded argv,
+so a recycled pid belonging to someone else is never signalled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import httpx
+
+from labcore.errors import BackendUnavailable
+
+Probe = Callable[[], bool]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> Probe:
+    """Ready when something accepts TCP connections on ``host:port``."""
+
+    def probe() -> bool:
+        try:
+            socket.create_connection((host, port), timeout=0.5).close()
+            return True
+        except OSError:
+            return False
+
+    return probe
+
+
+def http_ok(url: str) -> Probe:
+    """Ready when ``GET url`` answers 200."""
+
+    def probe() -> bool:
+        try:
+            return httpx.get(url, timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    return probe
+
+
+def child_environment(extra: Mapping[str, str]) -> dict[str, str]:
+    """This process's environment plus ``extra``: what an engine child runs with."""
+    return os.environ | dict(extra)
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    """The last ``lines`` lines of a log file ('' when there is none)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - 64 * 1024))
+            text = handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _cmdline(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return raw.decode(errors="replace").split("\0")[:-1] if raw else None
+
+
+def _wait_gone(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            # Reap it if it is our child; ChildProcessError when it is not (an orphan's parent is init).
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return True
+        except ChildProcessError:
+            pass
+        if _cmdline(pid) is None:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)  # the child leads its own session, so its pid is its group id
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def terminate(pid: int, grace: float = 10.0) -> None:
+    """SIGTERM the process group led by ``pid``; SIGKILL it if still there after ``grace`` seconds."""
+    _signal_group(pid, signal.SIGTERM)
+    if not _wait_gone(pid, grace):
+        _signal_group(pid, signal.SIGKILL)
+        _wait_gone(pid, 5)
+
+
+class ChildProcess:
+    """One engine process: ``start`` with a readiness probe, ``stop``, and orphan clean-up."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        run_dir: Path,
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.argv = [str(arg) for arg in argv]
+        self.run_dir = Path(run_dir)
+        # Extra variables over the inherited environment (None: inherit as is).
+        self.env = child_environment(env) if env is not None else None
+        self.cwd = cwd
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.run_dir / f"{self.name}.log"
+
+    @property
+    def pid_path(self) -> Path:
+        return self.run_dir / f"{self.name}.pid"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self, ready: Probe, timeout: float = 60.0) -> ChildProcess:
+        """Start the command and wait until ``ready()``; on failure stop it and raise."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        stop_orphan(self.pid_path)
+        with open(self.log_path, "ab") as log:
+            log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(self.argv)}\n".encode())
+            log.flush()
+            self._process = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=self.cwd,
+                start_new_session=True,
+            )
+        self.pid_path.write_text(json.dumps({"pid": self._process.pid, "argv": self.argv}))
+        deadline = time.monotonic() + timeout
+        while True:
+            code = self._process.poll()
+            if code is not None:
+                self._forget()
+                raise BackendUnavailable(
+                    self.name, f"exited with {code} while starting; {self.log_path}:\n{log_tail(self.log_path)}"
+                )
+            if ready():
+                return self
+            if time.monotonic() > deadline:
+                self.stop()
+                raise BackendUnavailable(
+                    self.name, f"not ready within {timeout:.0f} s; {self.log_path}:\n{log_tail(self.log_path)}"
+                )
+            time.sleep(0.1)
+
+    def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL after ``grace`` seconds. Idempotent."""
+        if self._process is not None:
+            if self._process.poll() is None:
+                terminate(self._process.pid, grace)
+            try:
+                self._process.wait(5)
+            except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL was sent
+                pass
+        self._forget()
+
+    def _forget(self) -> None:
+        self._process = None
+        self.pid_path.unlink(missing_ok=True)
+
+
+def recorded_pid(pid_file: Path) -> int | None:
+    """The pid in ``pid_file`` if that pid still runs exactly the recorded argv, else None."""
+    try:
+        record = json.loads(Path(pid_file).read_text())
+        pid, argv = int(record["pid"]), list(record["argv"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return pid if _cmdline(pid) == argv else None
+
+
+def stop_orphan(pid_file: Path, grace: float = 10.0) -> bool:
+    """Stop the process a pid file names, if it verifiably is the recorded command. True if stopped."""
+    pid = recorded_pid(pid_file)
+    if pid is not None:
+        terminate(pid, grace)
+    Path(pid_file).unlink(missing_ok=True)
+    return pid is not None
