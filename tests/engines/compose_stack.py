@@ -142,7 +142,7 @@ def load_compose(path: Path = COMPOSE_FILE, variables: Mapping[str, str] | None 
     specs: dict[str, ServiceSpec] = {}
     for name, s in doc["services"].items():
         target = s.get("build", {}).get("target") or image_target.get(s.get("image", ""))
-        image = targets[target] if target else None
+        image = targets.get(target) if target else None
         if target and image is None:
             raise WiringError(f"{name}: Dockerfile has no target {target!r}")
         command = s.get("command", image.cmd if image else [])
