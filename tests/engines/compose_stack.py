@@ -372,6 +372,8 @@ class ComposeStack:
 
     def up(self, names: tuple[str, ...] = INIT_JOBS + OUR_SERVICES, timeout: float = 300) -> None:
         for name in self.order(names):
+            if name in self.processes:  # started by an earlier up()
+                continue
             for dep, condition in self.specs[name].depends_on.items():
                 if dep in self.processes:
                     self._wait(dep, condition, timeout)

@@ -63,8 +63,14 @@ class Engines:
             unavailable(name, (self.run_dir / f"{name}.log").read_text()[-2000:])
 
 
-def kafka_topics_image(root: Path, libs: Path) -> Path:
-    """The Kafka image's ``/opt/kafka``: ``bin/kafka-topics.sh`` running the engine's own TopicCommand."""
+def kafka_topics_image(root: Path, cache: Path) -> Path:
+    """The Kafka image's ``/opt/kafka``: ``bin/kafka-topics.sh`` running Kafka's own TopicCommand
+    (``org.apache.kafka:kafka-tools`` of the engine's version, which the broker's classpath lacks)."""
+    from labcore.engines import kafka
+    from labcore.engines.maven import Artifact, fetch_classpath
+
+    tools = Artifact("org.apache.kafka", "kafka-tools", kafka.VERSION)
+    libs = fetch_classpath([tools, *kafka.ARTIFACTS[1:]], cache / f"kafka-tools-{kafka.VERSION}", cache, name="kafka-tools")
     script = root / "bin" / "kafka-topics.sh"
     script.parent.mkdir(parents=True, exist_ok=True)
     script.write_text(f"#!/bin/sh\nexec java -cp '{libs}/*' org.apache.kafka.tools.TopicCommand \"$@\"\n")
@@ -102,11 +108,13 @@ def start_engines(engines: Engines, settings: Settings) -> None:
     engines.ports["qdrant"] = {6333: port}
     kafka = started(engines, "kafka", Kafka(cache, run, port=free_port()))
     engines.ports["kafka"] = {9092: kafka.port}
-    engines.images["/opt/kafka"] = kafka_topics_image(run / "kafka-image", kafka.fetch())
+    engines.images["/opt/kafka"] = kafka_topics_image(run / "kafka-image", cache)
     jaeger = started(engines, "jaeger", Jaeger(cache, run, query_port=0, otlp_grpc_port=0, otlp_http_port=0))
     engines.ports["jaeger"] = {16686: jaeger.query_port, 4318: jaeger.otlp_http_port, 4317: jaeger.otlp_grpc_port}
-    pinot = started(engines, "pinot", Pinot(cache, run, kafka_bootstrap=kafka.bootstrap, controller_port=0, broker_port=0))
-    # compose's controller listens on 9000 inside its container (published on the host as 9002)
+    # Pinot starts later (it needs the topics kafka-init creates); its ports are chosen now.
+    # compose's controller listens on 9000 inside its container (published on the host as 9002).
+    pinot = Pinot(cache, run, kafka_bootstrap=kafka.bootstrap, controller_port=free_port(), broker_port=free_port())
+    engines.handles["pinot-unstarted"] = pinot
     engines.ports["pinot-controller"] = {9000: pinot.controller_port}
     engines.ports["pinot-broker"] = {8099: pinot.broker_port}
 
@@ -119,8 +127,9 @@ def wired_engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engines]
         start_engines(engines, Settings())
         yield engines
     finally:
-        for handle in engines.handles.values():
-            handle.stop()
+        for name, handle in engines.handles.items():
+            if name != "pinot-unstarted":
+                handle.stop()
         for proc in engines.children:
             proc.terminate()
             try:
@@ -145,6 +154,8 @@ def wired_stack(wired_engines: Engines, tmp_path_factory: pytest.TempPathFactory
     try:
         started(wired_engines, "prometheus", prometheus)
         stack.prometheus_url = prometheus.url
+        stack.up(("kafka-init",))  # the topics, which Pinot's real-time table consumes
+        started(wired_engines, "pinot", wired_engines.handles.pop("pinot-unstarted"))
         stack.up()
         yield stack
     finally:
