@@ -71,7 +71,8 @@ def create_sql_schema(settings: Settings) -> None:
     if parsed.get_backend_name() == "mysql" and parsed.database:
         if not re.fullmatch(r"[A-Za-z0-9_]+", parsed.database):
             raise SystemExit(f"refusing to create a database named {parsed.database!r}")
-        server = sa.create_engine(parsed.set(database=None), pool_pre_ping=True)
+        # URL.set(database=None) means "leave it", not "none": connect to the server with no database.
+        server = sa.create_engine(parsed._replace(database=None), pool_pre_ping=True)
         try:
             with server.begin() as conn:
                 conn.execute(sa.text(f"CREATE DATABASE IF NOT EXISTS `{parsed.database}`"))

@@ -77,7 +77,9 @@ class KafkaEventLog(EventLog):
         try:
             with self._kafka_errors():
                 self._admin = KafkaAdminClient(
-                    bootstrap_servers=bootstrap, bootstrap_timeout_ms=bootstrap_timeout_ms
+                    bootstrap_servers=bootstrap,
+                    bootstrap_timeout_ms=bootstrap_timeout_ms,
+                    request_timeout_ms=bootstrap_timeout_ms,  # health() must answer within it
                 )
         except BackendUnavailable:
             self._producer.close(timeout=1)
@@ -143,9 +145,10 @@ class KafkaEventLog(EventLog):
                 consumer.close(autocommit=False)
 
     def health(self) -> None:
+        """A metadata round trip to the broker. (kafka-python's ``bootstrap_connected()`` is true only
+        while the first bootstrap is in flight, so against a real broker it said "down" forever.)"""
         with self._kafka_errors():
-            if not self._producer.bootstrap_connected():
-                raise BackendUnavailable("event-log", f"no Kafka broker at {self._bootstrap}")
+            self._admin.describe_cluster()
 
     def close(self) -> None:
         self._producer.close(timeout=self._timeout_ms / 1000)
