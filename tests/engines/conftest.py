@@ -102,7 +102,7 @@ def start_engines(engines: Engines, settings: Settings) -> None:
     engines.ports["redis"] = {6379: int(redis.url.rsplit(":", 1)[1].split("/")[0])}
     # compose's MinIO keys are its defaults; SeaweedFS checks the same signatures
     s3 = started(engines, "seaweedfs", SeaweedFS(run, port=0, binary=settings.weed_binary))
-    engines.ports["minio"] = {9000: s3.port}
+    engines.ports["seaweedfs"] = {9000: s3.port}
     port = free_port()
     engines.child("qdrant", [sys.executable, "-m", "tests.engines.qdrant_standin", "--port", str(port)], port)
     engines.ports["qdrant"] = {6333: port}

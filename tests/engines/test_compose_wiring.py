@@ -12,7 +12,7 @@ import pytest
 from tests.engines.compose_stack import COMPOSE_FILE, INIT_JOBS, OUR_SERVICES, ComposeStack, WiringError
 
 ENGINES = {
-    "tidb": {4000: 13306}, "redis": {6379: 16379}, "kafka": {9092: 19092}, "minio": {9000: 19000},
+    "tidb": {4000: 13306}, "redis": {6379: 16379}, "kafka": {9092: 19092}, "seaweedfs": {9000: 19000},
     "qdrant": {6333: 16333}, "pinot-controller": {9000: 19002}, "pinot-broker": {8099: 18099},
     "jaeger": {4318: 14318, 16686: 16686},
 }  # fmt: skip
