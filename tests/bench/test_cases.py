@@ -80,4 +80,4 @@ def test_feedlab_bench_runs_a_case_and_writes_both_reports(tmp_path: Path) -> No
     assert code == 0
     report = json.loads(js.read_text())
     assert [c["name"] for c in report["cases"]] == ["recall"] and report["quick"] is True
-    assert "6 · Discovery quality" in md.read_text()
+    assert "7 · Discovery quality" in md.read_text()
