@@ -13,7 +13,7 @@ Measured end to end in a real ``feedlab up`` runtime on a wiped data dir:
    Feast's ``post_stats`` has a row *with the embedding* for every post (read back from the online
    store in this process, in chunks);
 4. bare encode runs again on *sample B* (the other half), so the limit is taken on both sides of
-   the catch-up and load that came and went is averaged in.
+   the catch-up; the faster half is the limit (on a shared machine, load comes and goes).
 
 Figures: the wall time from seed returned to ready and the posts/s over it (posts not yet encoded
 when the seed returned / that time) — the judged ratio against bare — and end to end, from the first
@@ -195,7 +195,8 @@ def run(
     mark_seeded(session, first_seed_seconds=round(seed_s, 1), first_catchup_seconds=round(catchup_s, 1))
     describe_world(session, counts, reused=False, seed_seconds=seed_s, catchup_seconds=catchup_s)
 
-    bare_rate = (len(sample_a) + len(sample_b)) / (bare_a + bare_b)
+    # The limit is the faster half: the model's speed when the shared machine let it run (conservative).
+    bare_rate = max(len(sample_a) / bare_a, len(sample_b) / bare_b)
     left_at_seed = posts - at_seed["encodes"]
     window_rate = left_at_seed / catchup_s if catchup_s > 0 else float("inf")
     e2e_rate = posts / (seed_s + catchup_s)
@@ -224,6 +225,7 @@ def run(
         "posts_per_s_end_to_end": e2e_rate,
         "ratio_end_to_end": e2e_rate / bare_rate,
         "bare_posts_per_s": bare_rate,
+        "bare_posts_per_s_both_halves": (len(sample_a) + len(sample_b)) / (bare_a + bare_b),
         "bare_posts_per_s_before": len(sample_a) / bare_a,
         "bare_posts_per_s_after": len(sample_b) / bare_b,
         "bare_best_batch": best,
@@ -258,8 +260,9 @@ def run(
         " post_stats row with the embedding for every post (read back from the online store).",
         "Bare: model.encode (same bundled model, this process) at the best batch size of the sweep, on two"
         " halves of an evenly spread sample of the world's texts, one before seeding and one after the catch-up"
-        " (the runtime idle both times); the judged rate is posts not yet encoded when the seed returned over"
-        " the time until ready.",
+        " (the runtime idle both times); the limit is the faster half. The judged rate is posts not yet"
+        " encoded when the seed returned over the time until ready; ratio_end_to_end uses posts over seed +"
+        " catch-up (the runtime embeds while the seed writes).",
         f"Encodes: {total_encodes:,} for {posts:,} posts ({result.figures['encodes_by_embedding_worker']:,} by the"
         f" embedding worker, {result.figures['encodes_by_interest_worker']:,} by the interest worker for likes that"
         f" overtook their post, which the embedding worker then reused) — "

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-from bench.feed_latency import run_requests, summarize
+from bench.feed_latency import pcts, run_requests, summarize
 from bench.report import CaseResult
 from bench.session import BENCH_USER_PREFIX, Session
 
@@ -44,7 +44,9 @@ def run(
     started = time.perf_counter()
     users = eligible_users(session)
     say(f"  feed: {warmup} warm-up + {requests} measured requests over {len(users)} users")
-    run_result = run_requests(session.lab, users, requests=requests, warmup=warmup, seed=session.seed)
+    run_result = run_requests(session.lab, users, requests=requests, warmup=warmup, seed=session.seed,
+                              warm_each_user=True)  # fmt: skip
+    first = run_result.first_reads
     s = summarize(run_result)
     client, server = s["client_ms"], s["server_ms"]
     stage_p50 = {name: p["p50"] for name, p in s["stages_ms"].items()}
@@ -84,6 +86,10 @@ def run(
             if "machine_busy_cpu_s" in cpu else None
         ),
         "feature_sources": s["feature_sources"],
+        "first_reads": len(first),
+        "first_read_cold": sum(1 for x in first if x.cold),
+        "first_read_client_ms": pcts([x.client_ms for x in first]),
+        "first_read_server_ms_cold": pcts([x.server_ms for x in first if x.cold]),
     }  # fmt: skip
     result.judge()
     overhead_ok = s["overhead_ratio"] is not None and s["overhead_ratio"] <= OVERHEAD_LIMIT
@@ -91,8 +97,10 @@ def run(
     result.met = bool(result.met) and overhead_ok and p50_ok
     result.notes = [
         f"Sequential GET /feed/?user_id= over HTTP on the {session.size} world (seed {session.seed});"
-        " any non-200 or fallback aborts the case. Users who never read before rebuild their mailbox"
-        " on their first read (counted in cold_reads).",
+        " any non-200 or fallback aborts the case. The warm-up reads once for every user the measured loop"
+        " asks for (first_read_*: a user's first read rebuilds the mailbox from SQL or cold-starts the"
+        " interest vector), so the measured requests are the warm reads a returning user makes; cold_reads"
+        " counts any that were still cold.",
     ]
     if not result.met:
         slowest = max(stage_p50, key=stage_p50.get)
