@@ -69,6 +69,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--large-data-dir", type=Path, default=None, help="data dir of the large case (default /tmp/feedlab-bench-large, wiped)")
     p.add_argument("--freshness-seconds", type=float, default=20.0)
     p.add_argument("--catchup-timeout", type=float, default=3600.0)
+    p.add_argument("--merge", action="store_true",
+                   help="put this run's cases into the existing report, replacing theirs (--case large does this by itself)")
     p.add_argument("--md", type=Path, default=None, help="Markdown report (default docs/benchmarks.md; --quick: build/benchmarks/quick.md)")
     p.add_argument("--json", type=Path, default=None, help="JSON report (default docs/benchmarks.json; --quick: build/benchmarks/quick.json)")
     # fmt: skip
@@ -155,7 +157,8 @@ def run(args: argparse.Namespace, *, command: str) -> int:
         case.setdefault("context", {"generated_at": report["generated_at"], "command": report["command"],
                                     "loadavg_start": report["machine"]["loadavg_start"],
                                     "loadavg_end": report["machine"]["loadavg_end"]})  # fmt: skip
-    if set(wanted) <= set(KEPT_ACROSS_RUNS) and (merged := merge_into_previous(report, js)) is not None:
+    merge = getattr(args, "merge", False) or set(wanted) <= set(KEPT_ACROSS_RUNS)
+    if merge and (merged := merge_into_previous(report, js)) is not None:
         report, carried = merged, []  # `--case large` alone: only its section of the report changes
     else:
         carried = carry_over(report, js, KEPT_ACROSS_RUNS)

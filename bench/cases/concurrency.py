@@ -41,7 +41,8 @@ def run(
     errors: list[str] = []
     barrier = threading.Barrier(clients + 1)
 
-    sequences = [[random.Random(session.seed * 1000 + i).choice(users) for _ in range(per_client)] for i in range(clients)]
+    rngs = [random.Random(session.seed * 1000 + i) for i in range(clients)]
+    sequences = [[rng.choice(users) for _ in range(per_client)] for rng in rngs]
     # Warm-up, sequential: every user the clients will ask for reads once (first reads rebuild the
     # mailbox), so the measured requests are warm reads, as in case 3.
     first = list(dict.fromkeys(u for seq in sequences for u in seq))
