@@ -225,6 +225,7 @@ class RunResult:
     wall_seconds: float = 0.0
     warmup: int = 0
     cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds used during the measured loop
+    first_reads: list[Sample] = field(default_factory=list)  # warm-up reads, one per measured user
 
 
 def proc_cpu_seconds(pid: int | None) -> float | None:
@@ -314,17 +315,29 @@ def one_request(client: httpx.Client, lab: Any, user_id: str) -> Sample:
     )
 
 
-def run_requests(lab: Any, users: list[str], *, requests: int, warmup: int, seed: int) -> RunResult:
+def run_requests(
+    lab: Any, users: list[str], *, requests: int, warmup: int, seed: int, warm_each_user: bool = False
+) -> RunResult:
+    """``warmup`` requests, then ``requests`` measured ones, each for a user drawn with ``seed``.
+
+    ``warm_each_user``: the warm-up also reads once for every user the measured loop will ask for, so
+    the measured requests are warm reads (a user's first read rebuilds the mailbox or cold-starts the
+    interest vector); those first reads are kept in ``first_reads``.
+    """
     rng = random.Random(seed)
     result = RunResult(warmup=warmup)
     with httpx.Client(base_url=lab.info.api_url, timeout=30.0) as client:
         for i in range(warmup):
             one_request(client, lab, rng.choice(users))
-        say(f"  warm-up done ({warmup} requests); measuring {requests}")
+        sequence = [rng.choice(users) for _ in range(requests)]
+        if warm_each_user:
+            for user_id in dict.fromkeys(sequence):
+                result.first_reads.append(one_request(client, lab, user_id))
+        say(f"  warm-up done ({warmup} requests + {len(result.first_reads)} first reads); measuring {requests}")
         cpu_before = cpu_snapshot(lab.info.pid)
         started = time.perf_counter()
-        for i in range(requests):
-            result.samples.append(one_request(client, lab, rng.choice(users)))
+        for i, user_id in enumerate(sequence):
+            result.samples.append(one_request(client, lab, user_id))
             if (i + 1) % 100 == 0:
                 say(f"  {i + 1}/{requests} requests")
         result.wall_seconds = time.perf_counter() - started

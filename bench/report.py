@@ -144,6 +144,8 @@ def _flatten(prefix: str, value: Any, out: list[tuple[str, Any]]) -> None:
     if isinstance(value, dict):
         for key, inner in value.items():
             _flatten(f"{prefix}.{key}" if prefix else str(key), inner, out)
+    elif isinstance(value, (list, tuple)) and (len(value) > 12 or any(isinstance(v, (list, dict)) for v in value)):
+        out.append((prefix, f"{len(value)} rows (in the JSON report)"))
     else:
         out.append((prefix, value))
 
@@ -189,6 +191,13 @@ def markdown(report: dict[str, Any]) -> str:
             lines.append(f"| {key} | {fmt(value)} |")
     for case in report["cases"]:
         lines += ["", f"## {case['title']}", "", f"**{case['headline']}** — verdict: {_verdict(case)}", ""]
+        context = case.get("context") or {}
+        if context.get("generated_at") and context["generated_at"] != report["generated_at"]:
+            lines += [
+                f"_Measured in a separate run: `{context.get('command')}` on {context['generated_at']}, load average"
+                f" {fmt(context.get('loadavg_start'))} at start / {fmt(context.get('loadavg_end'))} at end._",
+                "",
+            ]
         if case.get("error"):
             lines += [f"The case failed: `{case['error']}`", ""]
         for note in case.get("notes", []):

@@ -412,6 +412,7 @@ class HashEmbedder:
     """
 
     def __init__(self, table: Mapping[str, np.ndarray] | None = None, *, dim: int = DIM, batch_size: int = 128) -> None:
+        self._exclusive = threading.RLock()
         self.table = {text: _unit(vector, dim) for text, vector in (table or {}).items()}
         self.dim = dim
         self.batch_size = batch_size
@@ -419,6 +420,10 @@ class HashEmbedder:
         self.calls = 0
 
     loaded = True
+
+    def exclusive(self) -> threading.RLock:
+        """The same contract as ``Embedder.exclusive``: look up, encode and store as one step."""
+        return self._exclusive
 
     def load(self) -> HashEmbedder:
         return self

@@ -1,11 +1,12 @@
-"""Case 4 — features: 150 candidates through Feast's feature server vs straight from the online store.
+"""Case 5 — features: 150 candidates through Feast's feature server vs straight from the online store.
 
 Three ways to the same rows, for one reader and the 150 newest posts, timed interleaved:
 
-* ``server`` — ``FeastServerFeatures`` against the runtime's feature server over HTTP, configured as
-  the feed configures it (``settings.feature_include_embeddings``): what the feed's stage 3 calls.
+* ``server`` — ``FeastServerFeatures`` against the runtime's feature server over HTTP
+  (``settings.feature_include_embeddings``): the compose profile's path, walkthrough step 7.
 * ``feast_in_process`` — ``FeatureStore.get_online_features`` in this process on the same online
-  store (Feast's SQLite file; same feature list and entity rows as the server request), ``to_dict()``.
+  store (Feast's SQLite file; same feature list and entity rows as the server request), ``to_dict()``:
+  what the embedded feed's stage 3 does (``FeastOnlineFeatures``).
 * ``redis_cache`` — ``RedisFeatureCache.ranking_features``, the feed's fallback: one pipelined
   round trip of HMGETs (it also returns the embeddings, base64, which the server path leaves out).
 
@@ -91,7 +92,7 @@ def run(session: Session, *, reps: int = 40, quick: bool = False, say: Callable[
         f" server with embeddings {med['server_with_embeddings']:.1f} ms"
     )
     result = CaseResult(
-        name="features", title="4 · Features",
+        name="features", title="5 · Features",
         headline=f"feature server {med['server']:.1f} ms vs in-process Feast {med['feast_in_process']:.1f} ms"
         f" vs Redis cache {med['redis_cache']:.1f} ms ({CANDIDATES} candidates)",
         ratio=med["feast_in_process"] / med["server"], ratio_label="in-process Feast / server (time)",
@@ -107,15 +108,14 @@ def run(session: Session, *, reps: int = 40, quick: bool = False, say: Callable[
         "server_over_redis_cache": med["server"] / med["redis_cache"],
         "rows_with_post_features_equal_server_vs_cache": agree,
         "rows_with_post_features_in_process": in_process_found,
-        "feed_path": "server" + (" (with embeddings)" if settings.feature_include_embeddings else " (without embeddings)"),
+        "feed_path": settings.resolved_feature_read(),
     }
     result.notes = [
-        "The feed uses Feast's feature server (FeastServerFeatures, feature_source \"feast\"), without the"
-        " embeddings, which it reads from the vector store instead. Why the server and not the faster paths:"
-        " in the compose profile the feature server is its own service and the API process holds no Feast"
-        " store, so the embedded profile calls it the same way (one code path); the online store's SQLite"
-        " file belongs to the runtime's writer. The Redis cache is the fallback when the server is down"
-        " (feature_source \"redis-cache\"), written alongside every Feast write.",
+        f"The embedded feed reads Feast in-process (settings.feature_read = {settings.resolved_feature_read()!r}:"
+        " FeastOnlineFeatures, feature_source \"feast\"), without the embeddings, which it reads from the vector"
+        " store; feast_in_process here is that read. Feast's feature server stays the compose profile's path and"
+        " answers walkthrough step 7 (server). The Redis cache is the fallback (feature_source \"redis-cache\"),"
+        " written alongside every Feast write.",
         "feast_in_process asks for exactly what the server request asks for (the ranking features minus"
         " the embedding, then the affinity service) and converts to a dict; the server adds HTTP, JSON"
         " encoding on its side and parsing on ours.",

@@ -2,8 +2,9 @@
 
 The request loop and the figures are ``bench.feed_latency``'s (``run_requests``, ``summarize``):
 sequential requests over one keep-alive client, users drawn with a seeded RNG from users who follow
-someone. Targets (embedded profile): client p99 ≤ 50 ms and overhead ratio ≤ 1.5, where the
-overhead ratio is median(server ``latency_ms``) / median(Σ ``stage_latency_ms``).
+someone, with the product's defaults (no settings overridden). Targets (embedded profile, medium
+world): client p99 ≤ 25 ms, client p50 ≤ 12 ms and overhead ratio ≤ 1.3, where the overhead ratio is
+median(server ``latency_ms``) / median(Σ ``stage_latency_ms``).
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-from bench.feed_latency import run_requests, summarize
+from bench.feed_latency import pcts, run_requests, summarize
 from bench.report import CaseResult
 from bench.session import BENCH_USER_PREFIX, Session
 
-P99_LIMIT_MS = 50.0
-OVERHEAD_LIMIT = 1.5
+P99_LIMIT_MS = 25.0
+P50_LIMIT_MS = 12.0
+OVERHEAD_LIMIT = 1.3
 
 
 def eligible_users(session: Session) -> list[str]:
@@ -42,7 +44,9 @@ def run(
     started = time.perf_counter()
     users = eligible_users(session)
     say(f"  feed: {warmup} warm-up + {requests} measured requests over {len(users)} users")
-    run_result = run_requests(session.lab, users, requests=requests, warmup=warmup, seed=session.seed)
+    run_result = run_requests(session.lab, users, requests=requests, warmup=warmup, seed=session.seed,
+                              warm_each_user=True)  # fmt: skip
+    first = run_result.first_reads
     s = summarize(run_result)
     client, server = s["client_ms"], s["server_ms"]
     stage_p50 = {name: p["p50"] for name, p in s["stages_ms"].items()}
@@ -55,8 +59,8 @@ def run(
         name="feed", title="3 · Feed latency",
         headline=f"client p50 {client['p50']:.1f} ms, p99 {client['p99']:.1f} ms over {s['requests']} requests;"
         f" overhead {s['overhead_ratio']:.2f}",
-        ratio=P99_LIMIT_MS / client["p99"], ratio_label="50 ms / client p99",
-        target=1.0, target_label=f"p99 ≤ {P99_LIMIT_MS:.0f} ms and overhead ≤ {OVERHEAD_LIMIT}",
+        ratio=P99_LIMIT_MS / client["p99"], ratio_label=f"{P99_LIMIT_MS:.0f} ms / client p99",
+        target=1.0, target_label=f"p99 ≤ {P99_LIMIT_MS:.0f} ms, p50 ≤ {P50_LIMIT_MS:.0f} ms, overhead ≤ {OVERHEAD_LIMIT}",
     )  # fmt: skip
     cpu = s["cpu"]
     result.figures = {
@@ -82,20 +86,28 @@ def run(
             if "machine_busy_cpu_s" in cpu else None
         ),
         "feature_sources": s["feature_sources"],
+        "first_reads": len(first),
+        "first_read_cold": sum(1 for x in first if x.cold),
+        "first_read_client_ms": pcts([x.client_ms for x in first]),
+        "first_read_server_ms_cold": pcts([x.server_ms for x in first if x.cold]),
     }  # fmt: skip
     result.judge()
     overhead_ok = s["overhead_ratio"] is not None and s["overhead_ratio"] <= OVERHEAD_LIMIT
-    result.met = bool(result.met) and overhead_ok
+    p50_ok = client["p50"] <= P50_LIMIT_MS
+    result.met = bool(result.met) and overhead_ok and p50_ok
     result.notes = [
         f"Sequential GET /feed/?user_id= over HTTP on the {session.size} world (seed {session.seed});"
-        " any non-200 or fallback aborts the case. Users who never read before rebuild their mailbox"
-        " on their first read (counted in cold_reads).",
+        " any non-200 or fallback aborts the case. The warm-up reads once for every user the measured loop"
+        " asks for (first_read_*: a user's first read rebuilds the mailbox from SQL or cold-starts the"
+        " interest vector), so the measured requests are the warm reads a returning user makes; cold_reads"
+        " counts any that were still cold.",
     ]
     if not result.met:
         slowest = max(stage_p50, key=stage_p50.get)
         other = result.figures["other_processes_cpu_s"]
         result.notes.append(
-            f"Missed, measured: client p99 {client['p99']:.1f} ms (limit {P99_LIMIT_MS:.0f}), overhead"
+            f"Missed, measured: client p99 {client['p99']:.1f} ms (limit {P99_LIMIT_MS:.0f}), p50 {client['p50']:.1f} ms"
+            f" (limit {P50_LIMIT_MS:.0f}), overhead"
             f" {s['overhead_ratio']:.3f} (limit {OVERHEAD_LIMIT}). The slowest stage is {slowest}"
             f" (p50 {stage_p50[slowest]:.1f} ms, p99 {result.figures['stage_p99_ms'][slowest]:.1f} ms) of a"
             f" {s['stage_sum_ms']['p50']:.1f} ms stage sum; the runtime used"

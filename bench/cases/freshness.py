@@ -1,4 +1,4 @@
-"""Case 5 — freshness: post created → visible to a follower, under a steady posting rate.
+"""Case 6 — freshness: post created → visible to a follower, under a steady posting rate.
 
 Setup, in SQL in bulk (not the API): ``authors`` new authors, each followed by the same ``followers``
 new users (200 each: at the celebrity threshold, so every post is pushed). Then for ``duration``
@@ -189,7 +189,7 @@ def run(
     )
     p99_s = (mailbox["p99"] or float("inf")) / 1000
     result = CaseResult(
-        name="freshness", title="5 · Freshness",
+        name="freshness", title="6 · Freshness",
         headline=f"post → follower's mailbox p50 {mailbox['p50'] or 0:.0f} ms, p99 {mailbox['p99'] or 0:.0f} ms"
         f" at {achieved:.1f} posts/s × {followers} followers; feed p99 {feed['p99'] or 0:.0f} ms",
         ratio=LIMIT_S / p99_s if p99_s else None, ratio_label="1 s / mailbox p99",

@@ -1,4 +1,4 @@
-"""Case 7 — memory: peak RSS of the runtime process with the world loaded.
+"""Case 8 — memory: peak RSS of the runtime process with the world loaded.
 
 Read from ``/proc/<pid>/status`` of the runtime's pid (``runtime.json``): ``VmHWM`` is the peak
 resident set since the process started (the model, Qdrant's in-memory copy of the vectors, Feast,
@@ -39,7 +39,7 @@ def run(
     redis_mib = redis_status.get("VmHWM", 0) / 1024 if redis_status else None
     say(f"  memory: runtime pid {pid} peak RSS {hwm_mib:,.0f} MiB (now {rss_mib:,.0f}); redis-server peak {redis_mib or 0:,.0f} MiB")
     result = CaseResult(
-        name="memory", title="7 · Memory",
+        name="memory", title="8 · Memory",
         headline=f"runtime peak RSS {hwm_mib:,.0f} MiB ({world or 'this'} world)"
         + (f"; redis-server {redis_mib:,.0f} MiB" if redis_mib else ""),
         target=None, target_label="— (report)",

@@ -1,4 +1,4 @@
-"""Case 6 — discovery quality and speed: the embedded vector store (Qdrant Edge) vs exact search.
+"""Case 7 — discovery quality and speed: the embedded vector store (Qdrant Edge) vs exact search.
 
 Vectors are the medium world's post texts embedded by the lab's model (20,000 × 384; cached under
 ``build/bench-cache/`` by ``bench.world_embeddings``). They go through ``QdrantEdgeVectors`` at the
@@ -186,7 +186,7 @@ def run(
         f" longest search stall during ingest {figures['search_stall_during_ingest_ms_max'] or 0:.0f} ms"
     )
     result = CaseResult(
-        name="recall", title="6 · Discovery quality",
+        name="recall", title="7 · Discovery quality",
         headline=f"recall@{k} = {recall:.4f}, query p50 {shipped['p50']:.2f} ms vs exact {figures['engine_exact_ms_p50']:.2f} ms ({n:,} real embeddings)",
         ratio=recall, ratio_label=f"recall@{k}", target=0.95, target_label="recall@100 ≥ 0.95",
     ).judge()  # fmt: skip

@@ -297,3 +297,40 @@ def bench_stage_figure(report: Mapping[str, Any]) -> go.Figure | None:
     return figure.update_layout(
         barmode="group", title=f"GET /feed per stage — {case['headline']}", yaxis_title="milliseconds", height=380
     )
+
+
+def bench_catchup_figure(report: Mapping[str, Any], name: str = "catchup") -> go.Figure | None:
+    """Case 2's catch-up (or the large case's): posts embedded and indexed over time, next to bare encode.
+
+    The dashed line is what bare ``model.encode`` at the run's measured rate would have done from the
+    moment the seed returned: the catch-up's ratio is how close the runtime stays to it.
+    """
+    import plotly.graph_objects as go
+
+    case = bench_case(report, name)
+    if case is None or case.get("error"):
+        return None
+    figures = case.get("figures", {})
+    catchup = figures.get("catchup", figures)  # the large case nests its catch-up figures
+    progress = figures.get("catchup_progress_s_embedded_indexed") or catchup.get("progress_s_embedded_indexed")
+    if not progress or "bare_posts_per_s" not in catchup:
+        return None
+    t, embedded, indexed = zip(*progress, strict=True)
+    seeded, start = catchup["seed_seconds"], catchup["encoded_when_seed_returned"]
+    ready = seeded + catchup["catchup_seconds_after_seed"]
+    bare_end = seeded + (catchup["posts"] - start) / catchup["bare_posts_per_s"]
+    figure = go.Figure(
+        [
+            go.Scatter(name="embedded (runtime)", x=t, y=embedded, mode="lines"),
+            go.Scatter(name="in the HNSW index", x=t, y=indexed, mode="lines", line={"shape": "hv"}),
+            go.Scatter(name="bare encode from seed return", x=[seeded, bare_end], y=[start, catchup["posts"]],
+                       mode="lines", line={"dash": "dash", "color": "black"}),
+        ]
+    )  # fmt: skip
+    figure.add_vline(x=seeded, line_dash="dot", annotation_text="seed returned")
+    figure.add_vline(x=ready, line_dash="dot", annotation_text="ready")
+    return figure.update_layout(
+        title=f"{case['title']}: {catchup['posts']:,} posts — ready {catchup['catchup_seconds_after_seed']:.0f} s after the"
+        f" seed returned, {case.get('ratio') or 0:.2f} of bare encode's rate",
+        xaxis_title="seconds since the seed started", yaxis_title="posts", height=380,
+    )

@@ -7,8 +7,9 @@ than one at a time. Upserting by post id makes a replayed batch a no-op.
 Every post is encoded once. A like can overtake its post's embedding (the ``interests`` group reads
 another topic), and the interest worker then encodes the post itself and *stores* the vector
 (``workers.interests``); this handler asks the store first and reuses what is there, so neither the
-model's time nor its result is thrown away. (Two workers racing on the same post in the same instant
-can still both encode it: harmless, and rare.)
+model's time nor its result is thrown away. Both hold ``Embedder.exclusive()`` from the look-up to
+the upsert, so they never both encode a post that neither had stored yet (they share one embedder in
+one process; replicas in separate processes could still race, harmlessly).
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ class EmbeddingHandler:
         events = list({e.post_id: e for e in (PostCreated.from_dict(r.value) for r in records)}.values())
         if not events:
             return
-        with tracing.continue_each(tracer, "embedding.embed_post", records):
+        with tracing.continue_each(tracer, "embedding.embed_post", records), self.embedder.exclusive():
+            # Under the embedder's exclusive lock, the interest worker cannot encode these posts meanwhile.
             stored = self.vectors.vectors([e.post_id for e in events])  # embedded already (a like got there first)
             todo = [e for e in events if e.post_id not in stored]
             if todo:

@@ -55,7 +55,11 @@ class InterestHandler:
     def _apply(self, likes: list[PostLiked]) -> None:
         post_ids = list(dict.fromkeys(like.post_id for like in likes))
         post_vectors = self.vectors.vectors(post_ids) if post_ids else {}
-        post_vectors.update(self._embed_missing([p for p in post_ids if p not in post_vectors]))
+        missing = [p for p in post_ids if p not in post_vectors]
+        if missing and self.embedder is not None:
+            with self.embedder.exclusive():  # the embedding worker may be encoding them right now
+                post_vectors.update(self.vectors.vectors(missing))
+                post_vectors.update(self._embed_missing([p for p in missing if p not in post_vectors]))
         for like in likes:  # in log order: one user's likes apply in the order they happened
             vector = post_vectors.get(like.post_id)
             if vector is None:

@@ -1,8 +1,9 @@
 """Each in-process case in its ``quick`` mode: structure and sanity of what it returns, never timings.
 
-The runtime cases (feed latency, features, freshness) need a whole ``feedlab up`` runtime with a
-seeded world, far more than a few seconds: ``feedlab bench --quick`` is their smoke run. The memory
-case reads /proc and runs here against this process.
+The runtime cases (catch-up, feed latency, 8 clients, features, freshness, large) need a whole
+``feedlab up`` runtime with a seeded world, far more than a few seconds: ``feedlab bench --quick``
+is their smoke run; here only their pure parts are checked. The memory case reads /proc and runs
+here against this process.
 """
 
 from __future__ import annotations
@@ -12,9 +13,7 @@ import math
 import os
 from pathlib import Path
 
-import pytest
-
-from bench.cases import embedding, fanout, memory, recall
+from bench.cases import catchup, fanout, memory, recall
 from bench.cases.freshness import _pcts
 from labcore.lab import cli
 
@@ -42,14 +41,26 @@ def test_recall_quick_is_a_fraction() -> None:
     assert 0.0 <= result.figures["recall_mean"] <= 1.0 and result.ratio == result.figures["recall_mean"]
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_embedding_quick_sweeps_batch_sizes_and_upserts_every_post() -> None:
-    result = embedding.run(quick=True, say=quiet)
-    f = result.figures
-    assert f["texts"] == 64 and f["vectors_stored"] == 64
-    assert set(f["bare_posts_per_s_by_batch_sweep"]) == {"1", "32", "64", "128", "256"}
-    assert finite_positive(result.ratio) and finite_positive(f["worker_posts_per_s"])
-    assert f["worker_encode_seconds"] > 0 and f["worker_upsert_seconds"] > 0
+def test_catchup_counts_each_encode_once_whichever_worker_made_it() -> None:
+    workers = {"embedding-worker": {"posts": 100, "reused": 7}, "interest-worker": {"embedded": 7}}
+    assert catchup.encodes(workers) == 100  # 93 by the embedding worker + 7 a like overtook
+    assert catchup.encodes({"embedding-worker": {"posts": 100, "reused": 0}, "interest-worker": {"embedded": 7}}) == 107
+    assert catchup.encodes({}) == 0
+
+
+def test_catchup_is_indexed_when_every_post_has_a_point_and_the_unindexed_tail_is_under_the_policy() -> None:
+    assert catchup.index_done({"points": 20000, "indexed": 17000, "optimize_after": 5000}, 20000)
+    assert not catchup.index_done({"points": 20000, "indexed": 15000, "optimize_after": 5000}, 20000)
+    assert not catchup.index_done({"points": 19999, "indexed": 19999, "optimize_after": 5000}, 20000)
+    assert catchup.index_done({"points": 150}, 150)  # a store without an in-process index: the count
+
+
+def test_catchup_samples_spread_over_the_world_and_halves_do_not_overlap() -> None:
+    texts = [f"t{i}" for i in range(1000)]
+    a, b = catchup.spread_sample(texts, 100, 0), catchup.spread_sample(texts, 100, 2)
+    assert len(a) == len(b) == 100 and not set(a) & set(b)
+    assert a[0] == "t0" and a[-1] == "t990"  # from the whole range, not its head
+    assert catchup._thin(list(range(1000)), 80)[-1] == 999 and len(catchup._thin(list(range(1000)), 80)) == 80
 
 
 def test_memory_reads_peak_rss_from_proc() -> None:
@@ -68,4 +79,4 @@ def test_feedlab_bench_runs_a_case_and_writes_both_reports(tmp_path: Path) -> No
     assert code == 0
     report = json.loads(js.read_text())
     assert [c["name"] for c in report["cases"]] == ["recall"] and report["quick"] is True
-    assert "6 · Discovery quality" in md.read_text()
+    assert "7 · Discovery quality" in md.read_text()

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 from bench.report import CaseResult, finish_report, markdown, new_report, write_report
+from bench.run import carry_over, merge_into_previous
 from labcore.widgets.scaling import (
+    bench_catchup_figure,
     bench_ratio_figure,
     bench_stage_figure,
     benchmark_frame,
@@ -71,7 +74,33 @@ def test_write_report_writes_json_the_notebook_reads(tmp_path: Path) -> None:
     assert list(frame["verdict"]) == ["missed", "met", "no target", "error"]
     assert len(bench_ratio_figure(report).data[0].x) == 2  # the cases with a ratio and a target
     assert bench_stage_figure(report) is not None
+    assert bench_catchup_figure(report) is None  # no catch-up case in this report
+    catchup = {"posts": 100, "seed_seconds": 2.0, "encoded_when_seed_returned": 40, "catchup_seconds_after_seed": 3.0,
+               "bare_posts_per_s": 25.0, "progress_s_embedded_indexed": [[2.0, 40, 0], [4.0, 90, 0], [5.0, 100, 100]]}
+    report["cases"].append(asdict(CaseResult("catchup", "2 · Catch-up", "100 posts", ratio=0.9, figures=catchup)))
+    figure = bench_catchup_figure(report)
+    assert figure is not None and list(figure.data[0].y) == [40, 90, 100] and list(figure.data[2].x) == [2.0, 4.4]
 
 
 def test_no_report_reads_as_none(tmp_path: Path) -> None:
     assert read_bench_report(tmp_path) is None
+
+
+def test_large_is_kept_across_runs_and_its_own_run_changes_only_its_section(tmp_path: Path) -> None:
+    js = tmp_path / "benchmarks.json"
+    previous = fake_report() | {"generated_at": "yesterday", "command": "feedlab bench"}
+    large = CaseResult("large", "9 · Large world", "100,000 posts ready", figures={"catchup": {"posts": 100000}})
+    previous["cases"].append(asdict(large) | {"context": {"generated_at": "last week", "command": "feedlab bench --case large"}})
+    js.write_text(json.dumps(previous))
+
+    default_run = finish_report(new_report(size="tiny", quick=True, command="feedlab bench"), fake_cases()[:2])
+    assert carry_over(default_run, js, ("large",)) == ["large"]
+    assert [c["name"] for c in default_run["cases"]] == ["fanout", "feed", "large"]
+    text = markdown(default_run)
+    assert "_Measured in a separate run: `feedlab bench --case large` on last week" in text
+
+    large_run = finish_report(new_report(size="tiny", quick=True, command="feedlab bench --case large"), [large])
+    merged = merge_into_previous(large_run, js)
+    assert merged is not None and merged["generated_at"] == "yesterday"  # the rest of the report is untouched
+    assert [c["name"] for c in merged["cases"]] == ["fanout", "feed", "recall", "memory", "large"]
+    assert merge_into_previous(large_run, tmp_path / "none.json") is None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
@@ -267,6 +268,26 @@ def test_for_user_keeps_an_existing_vector(interests: InterestVectors, store: Sq
 # --- the engagement handler ------------------------------------------------------------------------
 
 
+class TableEmbedder:
+    """Stands in for the model where a test needs exact vectors: content → a fixed vector."""
+
+    def __init__(self, table: dict[str, np.ndarray], delay: float = 0.0) -> None:
+        self.table = table
+        self.calls = 0
+        self.delay = delay  # seconds per encode call: room for another worker to race
+        self.started = threading.Event()  # set once an encode call began
+        self._exclusive = threading.RLock()
+
+    def exclusive(self) -> threading.RLock:
+        return self._exclusive
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls += 1
+        self.started.set()
+        time.sleep(self.delay)
+        return np.stack([self.table[t] for t in texts]) if texts else np.empty((0, DIM), np.float32)
+
+
 def test_engagement_handler_cold_starts_then_applies_likes_in_order(
     interests: InterestVectors, store: SqlStore, vectors: QdrantEdgeVectors
 ) -> None:
@@ -317,6 +338,25 @@ def test_a_post_is_encoded_once_when_a_like_overtakes_it(
     embedding(post_records([post]))
     assert model.calls == 1, "the embedding worker encoded a post whose vector was already stored"
     assert (embedding.posts, embedding.reused, hooked) == (1, 1, [post.id])  # features still refreshed
+
+
+def test_a_like_during_its_posts_embedding_does_not_encode_the_post_again(
+    interests: InterestVectors, store: SqlStore, vectors: QdrantEdgeVectors
+) -> None:
+    """The like arrives while the embedding worker is encoding the post: the interest worker waits and reuses."""
+    add_users(store, "alice", "bob")
+    post = add_post(store, "bob", "brand new post")
+    model = TableEmbedder({"brand new post": unit(0.0, 1.0)}, delay=0.3)
+    embedding = EmbeddingHandler(model, vectors)  # type: ignore[arg-type]
+    worker = threading.Thread(target=embedding, args=(post_records([post]),))
+    worker.start()
+    assert model.started.wait(5), "the embedding worker never encoded"
+    liker = InterestHandler(interests, vectors, store, embedder=model)  # type: ignore[arg-type]
+    liker(like_records(store, "alice", [post]))  # the post's vector is not stored yet at this instant
+    worker.join(5)
+    assert model.calls == 1, "the post was encoded by both workers"
+    assert (liker.likes, liker.embedded, embedding.reused) == (1, 0, 0)
+    np.testing.assert_allclose(interests.get("alice"), unit(0.0, 1.0), atol=1e-6)
 
 
 def test_liking_a_topic_moves_discovery_toward_it(

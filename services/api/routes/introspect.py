@@ -58,6 +58,23 @@ def vectors(stack: StackDep, limit: Annotated[int, Query(ge=1, le=5000)] = 500) 
     }
 
 
+@router.get("/vector-index")
+def vector_index(stack: StackDep) -> dict[str, Any]:
+    """How much of the vector store its HNSW index covers, and the optimize runs so far.
+
+    Only the embedded profile's Qdrant Edge shard builds its index in this process
+    (``QdrantEdgeVectors.index_status``); other stores answer with the point count alone.
+    """
+    status = getattr(stack.vectors, "index_status", None)
+    if status is None:
+        return {"points": stack.vectors.count()}
+    indexer = getattr(stack.vectors, "indexer", None)
+    extra = {} if indexer is None else {
+        "optimize_after": indexer.after, "optimize_runs": indexer.runs, "optimize_seconds": list(indexer.timings),
+    }  # fmt: skip
+    return status() | extra
+
+
 @router.get("/interest/{user_id}")
 def interest(user_id: str, stack: StackDep) -> dict[str, Any]:
     """The user's interest vector (computed from follows or popular posts on first use)."""
