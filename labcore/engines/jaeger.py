@@ -18,6 +18,7 @@ from pathlib import Path
 
 from labcore.engines.process import (
     ChildProcess,
+    SingleProcessEngine,
     child_environment,
     free_port,
     http_ok,
@@ -117,7 +118,7 @@ def build(cache_dir: Path, go: str = "go", timeout: float = 3600) -> Path:
     return target
 
 
-class Jaeger:
+class Jaeger(SingleProcessEngine):
     """Jaeger all-in-one (memory store) with OTLP in and the query API out, on 127.0.0.1."""
 
     name = "jaeger"
@@ -184,12 +185,3 @@ class Jaeger:
         services = http_ok(f"{self.query_url}/api/services")
         self._child.start(lambda: health() and services(), timeout)
         return self
-
-    def stop(self) -> None:
-        if self._child is not None:
-            self._child.stop()
-            self._child = None
-
-    @property
-    def pid(self) -> int | None:
-        return self._child.pid if self._child else None

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from labcore.engines.maven import Artifact, fetch_classpath, is_fetched
-from labcore.engines.process import ChildProcess, free_port, port_open
+from labcore.engines.process import ChildProcess, SingleProcessEngine, free_port, port_open
 from labcore.errors import BackendUnavailable
 
 VERSION = "4.1.1"
@@ -46,10 +46,11 @@ def home(cache_dir: Path) -> Path:
     return cache_dir / f"kafka-{VERSION}"
 
 
-class Kafka:
+class Kafka(SingleProcessEngine):
     """One single-node Kafka on 127.0.0.1:``port``; its data under ``run_dir/kafka``."""
 
     name = "kafka"
+    stop_grace = 30.0  # a clean shutdown writes the recovery checkpoints
 
     def __init__(
         self,
@@ -180,14 +181,6 @@ class Kafka:
         finally:
             admin.close()
 
-    def stop(self) -> None:
-        if self._child is not None:
-            self._child.stop(grace=30)  # a clean shutdown writes the recovery checkpoints
-            self._child = None
-
-    @property
-    def pid(self) -> int | None:
-        return self._child.pid if self._child else None
 
 
 def _cluster_id() -> str:

@@ -220,3 +220,22 @@ def stop_orphan(pid_file: Path, grace: float = 10.0) -> bool:
         terminate(pid, grace)
     Path(pid_file).unlink(missing_ok=True)
     return pid is not None
+
+
+class SingleProcessEngine:
+    """What every one-process engine shares: its ``ChildProcess`` once started, ``stop`` and ``pid``.
+
+    Subclasses set ``self._child`` in ``start``; ``stop_grace`` is how long SIGTERM may take.
+    """
+
+    _child: ChildProcess | None = None
+    stop_grace: float = 10.0
+
+    def stop(self) -> None:
+        if self._child is not None:
+            self._child.stop(grace=self.stop_grace)
+            self._child = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._child.pid if self._child else None

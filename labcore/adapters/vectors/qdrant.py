@@ -22,7 +22,7 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ApiException
 
 from labcore.adapters.vectors.base import VectorHit, VectorItem, VectorStore
-from labcore.adapters.vectors.point_ids import point_id
+from labcore.adapters.vectors.point_ids import items_from_records, point_id
 from labcore.embeddings import DIM
 from labcore.errors import BackendUnavailable
 
@@ -152,16 +152,7 @@ class QdrantVectors(VectorStore):
         records, _next = self._call(
             lambda: self.client.scroll(self.collection, limit=limit, with_payload=_PAYLOAD, with_vectors=True)
         )
-        return [
-            VectorItem(
-                post_id=r.payload["post_id"],
-                vector=np.asarray(r.vector, dtype=np.float32),
-                author_id=r.payload["author_id"],
-                created_at=float(r.payload["created_at"]),
-            )
-            for r in records
-            if r.payload
-        ]
+        return items_from_records(records)
 
     def health(self) -> None:
         if not self._call(lambda: self.client.collection_exists(self.collection)):

@@ -37,7 +37,7 @@ import numpy as np
 import qdrant_edge as edge
 
 from labcore.adapters.vectors.base import VectorHit, VectorItem, VectorStore
-from labcore.adapters.vectors.point_ids import point_id
+from labcore.adapters.vectors.point_ids import items_from_records, point_id
 from labcore.embeddings import DIM
 from labcore.errors import BackendUnavailable
 
@@ -206,16 +206,7 @@ class QdrantEdgeVectors(VectorStore):
         records, _next = self._call(
             lambda s: s.scroll(edge.ScrollRequest(limit=limit, with_payload=_PAYLOAD, with_vector=True))
         )
-        return [
-            VectorItem(
-                post_id=r.payload["post_id"],
-                vector=np.asarray(r.vector, dtype=np.float32),
-                author_id=r.payload["author_id"],
-                created_at=float(r.payload["created_at"]),
-            )
-            for r in records
-            if r.payload
-        ]
+        return items_from_records(records)
 
     def health(self) -> None:
         self._call(lambda s: s.info())
