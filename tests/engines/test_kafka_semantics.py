@@ -21,7 +21,7 @@ from labcore.domain import to_epoch
 from labcore.settings import Settings
 from labcore.write.posts import WritePath
 from tests.engines.compose_stack import ComposeStack
-from tests.faults.stack import wait_for
+from tests.helpers import wait_for
 from tests.integration.test_fanout_no_loss import delivered
 
 AUTHORS, READERS, POSTS = 50, 150, 2000

@@ -12,9 +12,7 @@ import json
 import re
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -24,21 +22,12 @@ import redis
 from labcore.adapters.impressions.redis_recent import seen_key
 from tests.e2e.test_walkthrough import walkthrough_script
 from tests.engines.compose_stack import ComposeStack
+from tests.helpers import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "compose" / "monitoring" / "grafana" / "dashboards" / "feed.json"
 
 pytestmark = pytest.mark.slow
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = 60.0, every: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting until {what}")
 
 
 @pytest.fixture(scope="module")
