@@ -110,12 +110,39 @@ def _signal_group(pid: int, sig: int) -> None:
             pass
 
 
+def _group_alive(pgid: int) -> bool:
+    """Whether any process of group ``pgid`` still runs (zombies waiting for a reaper do not count)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        state, _ppid, group = stat.rsplit(")", 1)[1].split()[:3]
+        if int(group) == pgid and state != "Z":
+            return True
+    return False
+
+
+def _wait_group_gone(pid: int, seconds: float) -> bool:
+    """The leader reaped and every process it forked gone (they hold the ports), within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    if not _wait_gone(pid, seconds):
+        return False
+    while _group_alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def terminate(pid: int, grace: float = 10.0) -> None:
     """SIGTERM the process group led by ``pid``; SIGKILL it if still there after ``grace`` seconds."""
     _signal_group(pid, signal.SIGTERM)
-    if not _wait_gone(pid, grace):
+    if not _wait_group_gone(pid, grace):
         _signal_group(pid, signal.SIGKILL)
-        _wait_gone(pid, 5)
+        _wait_group_gone(pid, 5)
 
 
 class ChildProcess:
