@@ -153,6 +153,7 @@ def run(
     say(f"  catch-up: bare encode sweep {', '.join(f'{b}: {r:,.0f}/s' for b, r in sweep.items())};"
         f" sample A at batch {best}: {len(sample_a) / bare_a:,.0f} posts/s")  # fmt: skip
 
+    mark_seeded(session)  # from now on the data dir is a bench world: a run cut short can wipe it
     cpu_before = cpu_snapshot(lab.info.pid)
     t_seed = time.monotonic()
     lab.seed(session.size, session.seed, progress=False)
