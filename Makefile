@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 # JupyterLab refuses to run as root unless told to (containers, CI machines); token auth stays on.
 JUPYTER_ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: install lab up down status seed engines-fetch engines-up engines-down engines-status test-engines test test-unit test-contract test-integration test-e2e test-notebooks test-learning test-compose check grade ui-check bench clean
+.PHONY: install lab up down status seed engines-fetch engines-up engines-down engines-status test-engines test test-unit test-contract test-integration test-e2e test-notebooks test-learning test-compose check grade ui-check bench bench-large clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -96,9 +96,12 @@ check: install
 grade: install
 	$(BIN)/feedlab grade $(GRADE_ARGS)
 
-## Measure every hot path against its limit (not a test; ~10 min on 2 cores): docs/benchmarks.{md,json}.
+## Measure every hot path against its limit (not a test; ~15 min on 2 cores): docs/benchmarks.{md,json}.
 bench: install
 	$(BIN)/feedlab bench
+## The large world (10,000 users, 100,000 posts) as its own section of the same report (long: its seeding alone is 15+ min).
+bench-large: install
+	$(BIN)/feedlab bench --case large
 
 ## A real browser: run notebook 07 in JupyterLab (headless Chromium), screenshot the feed widget.
 ui-check: install
