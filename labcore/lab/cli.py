@@ -59,6 +59,9 @@ def _stop_orphaned_redis(runtime_file: Path) -> None:
 
     The runtime's child outlives a SIGKILL; left alone it would keep the data dir's append-only file
     open while the next runtime starts a second server on the same files (and it would leak).
+    Not ``labcore.engines.process.stop_orphan``: redis-server rewrites its own command line
+    ("redis-server 127.0.0.1:port"), so the recorded-argv check that guards the other engines never
+    matches it; the pid from ``runtime.json`` plus the program's name stands in.
     """
     try:
         pid = int(json.loads(runtime_file.read_text()).get("redis_pid") or 0)
