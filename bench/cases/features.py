@@ -6,7 +6,7 @@ Three ways to the same rows, for one reader and the 150 newest posts, timed inte
   (``settings.feature_include_embeddings``): the compose profile's path, walkthrough step 7.
 * ``feast_in_process`` — ``FeastOnlineFeatures`` in this process on the same online store (Feast's
   SQLite file): the embedded feed's stage 3 read — ``OnlineStore.online_read`` per feature view of the
-  same two services, planned once.
+  same two services, planned once, embeddings included.
 * ``get_online_features`` — ``FeatureStore.get_online_features(...).to_dict()`` with the same feature
   list and entity rows as the server request: Feast's high-level call, which re-plans every read.
 * ``redis_cache`` — ``RedisFeatureCache.ranking_features``, the feed's fallback: one pipelined
@@ -118,14 +118,14 @@ def run(session: Session, *, reps: int = 40, quick: bool = False, say: Callable[
     }
     result.notes = [
         f"The embedded feed reads Feast in-process (settings.feature_read = {settings.resolved_feature_read()!r}:"
-        " FeastOnlineFeatures, feature_source \"feast\"), without the embeddings, which it reads from the vector"
-        " store; feast_in_process here is that read. Feast's feature server stays the compose profile's path and"
-        " answers walkthrough step 7 (server). The Redis cache is the fallback (feature_source \"redis-cache\"),"
-        " written alongside every Feast write.",
-        "feast_in_process asks for exactly what the server request asks for (the ranking features minus"
-        " the embedding, then the affinity service) through the online store's online_read, planned once;"
-        " get_online_features is Feast's high-level call on the same rows, which re-plans every read; the"
-        " server adds HTTP and JSON on both sides.",
+        " FeastOnlineFeatures, feature_source \"feast\"): feast_in_process here is that read, embeddings included"
+        " (the online store returns every feature of a row anyway). Feast's feature server stays the compose"
+        " profile's path and answers walkthrough step 7 (server, without the embeddings unless"
+        " feature_include_embeddings; server_with_embeddings with them). The Redis cache is the fallback"
+        " (feature_source \"redis-cache\"), written alongside every Feast write.",
+        "feast_in_process reads the same two feature services through the online store's online_read, planned"
+        " once; get_online_features is Feast's high-level call (ranking features minus the embedding, then the"
+        " affinity service), which re-plans every read; the server adds HTTP and JSON on both sides.",
     ]
     result.seconds = time.perf_counter() - started
     return result

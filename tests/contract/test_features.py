@@ -421,15 +421,27 @@ def test_rows_without_embeddings_are_the_same_rows_minus_the_vector(lab: Lab) ->
 
 
 def test_in_process_feast_answers_what_the_feature_server_answers(lab: Lab) -> None:
-    """The embedded feed reads Feast in-process; the rows must equal the server's (minus the vector,
-    which the feed takes from the vector store), including after a fresh write and for missing keys."""
+    """The embedded feed reads Feast in-process; the rows must equal the server's, embeddings
+    included, after a fresh write too and for missing keys."""
     in_process = FeastOnlineFeatures(lambda: open_serving_store(lab.settings))
-    server = FeastServerFeatures(lab.server.url, include_embeddings=False)
+    server = FeastServerFeatures(lab.server.url, include_embeddings=True)
     candidates = lab.candidates("a1", "b1", "b2", "c1", "c2", "missing")
     lab.refresh.post_liked("alice", "c2")  # a pushed row, not only the batch's
     try:
-        assert in_process.ranking_features("alice", candidates) == server.ranking_features("alice", candidates)
-        assert in_process.ranking_features("nobody-at-all", candidates) == server.ranking_features("nobody-at-all", candidates)
+        for reader in ("alice", "nobody-at-all"):
+            ours, theirs = in_process.ranking_features(reader, candidates), server.ranking_features(reader, candidates)
+            assert ours.keys() == theirs.keys()
+            for post_id, row in ours.items():
+                other = theirs[post_id]
+                assert (row.user, row.affinity) == (other.user, other.affinity), post_id
+                if row.post is None:
+                    assert other.post is None, post_id
+                    continue
+                assert replace(row.post, embedding=None) == replace(other.post, embedding=None), post_id
+                assert (row.post.embedding is None) == (other.post.embedding is None), post_id
+                if row.post.embedding is not None:
+                    assert np.array_equal(row.post.embedding, other.post.embedding), post_id
+        assert sum(row.post is not None and row.post.embedding is not None for row in ours.values()) >= 4
         assert in_process.ranking_features("alice", []) == {}
         in_process.health()
     finally:
