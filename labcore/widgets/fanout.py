@@ -134,9 +134,22 @@ def fanout_scatter(costs: pd.DataFrame, threshold: int) -> go.Figure:
         labels={"follower_count": "followers", "writes_if_pushed": "mailbox writes for all their posts"},
         title=f"Fan-out at threshold {threshold}: {paid:,} mailbox writes paid, {avoided:,} avoided",
     )  # fmt: skip
-    fig.add_vline(x=max(threshold, 1), line_dash="dash", annotation_text=f"threshold {threshold}")
+    log_axis_vline(fig, max(threshold, 1), f"threshold {threshold}")
     fig.update_layout(height=420, legend_title=None)
     return fig
+
+
+def log_axis_vline(fig: go.Figure, x: float, text: str) -> None:
+    """A dashed vertical line at ``x`` on a log x axis, labelled at its top.
+
+    ``add_vline(annotation_text=...)`` places its label at ``x`` in data units, but plotly reads an
+    annotation's x on a log axis as log10 — a threshold of 216 put the label at 10^216 and stretched
+    the axis to it. The line takes data units; the label is given its log10 itself.
+    """
+    import math
+
+    fig.add_vline(x=x, line_dash="dash")
+    fig.add_annotation(x=math.log10(x), y=1, yref="paper", text=text, showarrow=False, xanchor="left", yanchor="bottom")
 
 
 def tradeoff_figure(curve: pd.DataFrame, threshold: int | None = None) -> go.Figure:
@@ -152,7 +165,7 @@ def tradeoff_figure(curve: pd.DataFrame, threshold: int | None = None) -> go.Fig
         secondary_y=True,
     )
     if threshold is not None:
-        fig.add_vline(x=max(threshold, 1), line_dash="dash", annotation_text=f"now: {threshold}")
+        log_axis_vline(fig, max(threshold, 1), f"now: {threshold}")
     fig.update_xaxes(type="log", title="celebrity threshold (followers)")
     fig.update_yaxes(title="mailbox writes (whole world)", secondary_y=False)
     fig.update_yaxes(title="readers", secondary_y=True)

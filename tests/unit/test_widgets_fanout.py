@@ -116,6 +116,11 @@ def test_threshold_view_and_figures() -> None:
     assert "206 mailbox writes paid, 3,000 avoided" in fig.layout.title.text
     curve_fig = tradeoff_figure(threshold_curve(STATS, FOLLOWS, [0, 10, 100]), 100)
     assert len(curve_fig.data) == 2 and curve_fig.layout.xaxis.type == "log"
+    for figure in (fig, curve_fig):
+        # the threshold line in data units, its label in log10 units (plotly's rule for annotations
+        # on a log axis): the label sits on the line, not at 10^100 stretching the axis
+        assert [(shape.x0, shape.x1) for shape in figure.layout.shapes] == [(100, 100)]
+        assert [annotation.x for annotation in figure.layout.annotations] == [2.0]
 
 
 def _shown_text(explorer: object) -> str:
