@@ -423,6 +423,11 @@ class _Indexer:
                 self._thread.start()
             self._cond.notify_all()
 
+    @property
+    def running(self) -> bool:
+        """A build runs now."""
+        return self._running
+
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait until no optimize is requested or running; False on timeout."""
         with self._cond:
