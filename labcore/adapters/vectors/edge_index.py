@@ -26,8 +26,13 @@ _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _NICENESS = 10  # a build is background work: the runtime's own threads get the CPU first
 
 
+# The child runs in the folder that holds the labcore this process imported: ``-m`` puts it first on
+# the child's path, so parent and child run the same code whatever the parent's working directory.
+_ROOT = Path(__file__).resolve().parents[3]  # labcore/adapters/vectors/edge_index.py
+
+
 def _command(folder: Path) -> list[str]:
-    return [sys.executable, "-m", __name__, str(folder), str(os.getpid())]
+    return [sys.executable, "-m", __name__, str(folder.resolve()), str(os.getpid())]
 
 
 class IndexBuild:
@@ -41,6 +46,7 @@ class IndexBuild:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            cwd=_ROOT,
         )
 
     @property

@@ -350,20 +350,22 @@ class QdrantEdgeVectors(VectorStore):
             with self._errors():
                 self._live().close()
             self._shard = None
-            os.rename(self.path, aside)
-            os.rename(folder, self.path)
             built = None
             try:
+                os.rename(self.path, aside)
+                os.rename(folder, self.path)
                 built = self._open()
                 with self._errors():
                     for operation in journal:
                         built.update(operation)
             except BaseException:
-                # Put the live shard back as it was: the build is lost, nothing else.
+                # Put the live shard back as it was (it has every update): only the build is lost.
                 if built is not None:
                     built.close()
-                os.rename(self.path, folder)
-                os.rename(aside, self.path)
+                if aside.exists():
+                    if self.path.exists():
+                        os.rename(self.path, folder)
+                    os.rename(aside, self.path)
                 self._shard = self._open()
                 raise
             self._shard = built
