@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 import qdrant_edge as edge
 
@@ -145,11 +146,17 @@ def test_the_build_dies_with_its_parent(tmp_path: Path) -> None:
         while not (children := build_pids(tmp_path)):
             assert time.monotonic() < deadline and parent.poll() is None, "no build started"
             time.sleep(0.01)
+        # Past its imports (~0.6 CPU-s) and into the build (many CPU-s at 20,000 points): the death
+        # signal is armed. (A parent that dies earlier is test_the_child_exits_when_its_parent_is_already_gone.)
+        child = psutil.Process(children[0])
+        while sum(child.cpu_times()[:2]) < 1.5:
+            assert time.monotonic() < deadline, "the build never got going"
+            time.sleep(0.05)
     finally:
         parent.send_signal(signal.SIGKILL)
         parent.wait(timeout=10)
-    # A build of 20,000 points takes seconds; an orphan would still be running well after this.
-    deadline = time.monotonic() + 3
+    # The build has seconds of work left; an orphan would still be running well after this.
+    deadline = time.monotonic() + 2
     while build_pids(tmp_path):
         assert time.monotonic() < deadline, f"build {children} outlived its parent"
         time.sleep(0.05)
