@@ -341,12 +341,31 @@ class QdrantEdgeVectors(VectorStore):
                 self._journal = []
             shutil.copytree(self.path, folder)
 
+    def _catch_up(self, folder: Path) -> int:
+        """Re-apply the updates journaled so far to the built copy, while the live shard serves.
+
+        Each update holds the GIL no longer than it did on the live shard, so searches interleave; the
+        swap's pause then only re-applies what arrived meanwhile. Returns how many were applied.
+        """
+        with self._lock:
+            journal = list(self._journal or [])
+        if journal:
+            with self._errors():
+                built = edge.EdgeShard.load(str(folder))
+                try:
+                    for operation in journal:
+                        built.update(operation)
+                finally:
+                    built.close()
+        return len(journal)
+
     def _swap_in(self, folder: Path) -> None:
         """Make the built copy in ``folder`` the live shard, with the journaled updates re-applied."""
+        caught_up = self._catch_up(folder)
         aside = self._sibling(_ASIDE)
         with self._writes, self._lock:
             paused = time.perf_counter()
-            journal, self._journal = self._journal or [], None
+            journal, self._journal = (self._journal or [])[caught_up:], None
             with self._errors():
                 self._live().close()
             self._shard = None
@@ -371,8 +390,8 @@ class QdrantEdgeVectors(VectorStore):
             self._shard = built
             os.rename(aside, self._sibling(_TRASH))  # the swap is done: the old folder is garbage
             log.info(
-                "qdrant-edge: swapped the built index in, %d updates re-applied, in %.0f ms",
-                len(journal), 1000 * (time.perf_counter() - paused),
+                "qdrant-edge: swapped the built index in (%d updates re-applied before, %d during) in %.0f ms",
+                caught_up, len(journal), 1000 * (time.perf_counter() - paused),
             )
 
     def index_status(self) -> dict[str, int]:
