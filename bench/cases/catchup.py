@@ -276,7 +276,7 @@ def run(
             f" {cpu.get('runtime_cpu_s', 0):.0f} CPU-s"
             + (f", other processes {other:.0f} of the machine's {cpu['machine_total_cpu_s']:.0f} CPU-s" if other is not None else "")
             + f"; optimize() ran {len(ready['index'].get('optimize_seconds', []))} times for"
-            f" {sum(ready['index'].get('optimize_seconds', [])):.1f} s (it holds the GIL)."
+            f" {sum(ready['index'].get('optimize_seconds', [])):.1f} s (in a child process: CPU, not the GIL)."
         )
     result.seconds = time.perf_counter() - started
     return result
