@@ -4,6 +4,10 @@ The engines are the session's (``engines`` and ``embedded_redis`` of tests/conft
 ``make_engine`` path ``python -m labcore.engines up`` takes), so this starts no stack of its own. For
 each engine process and everything it forked, every listening TCP socket must be bound to 127.0.0.1,
 ::1 or the IPv4-mapped ::ffff:127.0.0.1 (a JVM's IPv6 socket bound to 127.0.0.1, e.g. Kafka's).
+
+One known exception, checked exactly: the Pinot server's Netty query port, which Pinot binds to all
+interfaces with no key to change it (see ``labcore.engines.pinot.role_configs``). The test also fails
+once that port is on loopback, so the exception is removed rather than left to hide another port.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ def processes(engine) -> list[tuple[str, int]]:  # noqa: ANN001 - any labcore.en
 def test_every_engine_listens_on_loopback_only(engines, embedded_redis) -> None:  # noqa: ANN001
     started = {name: processes(engines.get(name)) for name in ORDER}
     started["redis"] = [("redis", embedded_redis.pid)]
+    unbindable = {("pinot-server", engines.get("pinot").server_netty_port)}
     seen, exposed = [], []
     for engine, children in started.items():
         assert children, f"{engine}: no process recorded"
@@ -51,8 +56,13 @@ def test_every_engine_listens_on_loopback_only(engines, embedded_redis) -> None:
             sockets = listeners(pid)
             assert sockets, f"{engine} ({process}, pid {pid}) listens on nothing: the check would prove nothing"
             seen += [(process, port) for _, port in sockets]
-            exposed += [f"{engine} ({process}) port {port} on {ip}" for ip, port in sorted(sockets) if not is_loopback(ip)]
-    assert not exposed, "listening beyond loopback:\n" + "\n".join(exposed)
+            exposed += [(engine, process, ip, port) for ip, port in sorted(sockets) if not is_loopback(ip)]
+    beyond = [f"{engine} ({process}) port {port} on {ip}" for engine, process, ip, port in exposed
+              if (process, port) not in unbindable]  # fmt: skip
+    assert not beyond, "listening beyond loopback:\n" + "\n".join(beyond)
+    assert {(process, port) for _, process, _, port in exposed} == unbindable, (
+        "the Pinot server's Netty query port is on loopback now: drop it from `unbindable`"
+    )
     assert {process for process, _ in seen} >= {"kafka", "pinot-zookeeper", "pinot-controller", "pinot-broker",
                                                  "pinot-server", "jaeger", "seaweedfs", "prometheus", "redis"}
 
