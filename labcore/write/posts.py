@@ -12,7 +12,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
 from opentelemetry import trace
@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
 USERNAME = re.compile(r"^[A-Za-z0-9_.]{1,64}$")
+# Edges per transaction in the batch writes: big enough that per-transaction costs (commit, mailbox
+# round trip, relay wake-up) vanish, small enough that a transaction holds the SQLite writer briefly.
+BATCH_CHUNK = 1000
 
 
 def new_id() -> str:
@@ -62,29 +65,47 @@ class WritePath:
     def follow(self, follower_id: str, followee_id: str) -> bool:
         """Follow; False when already following (idempotent). The follower's mailbox is rebuilt, and
         a ``UserFollowed`` event (same transaction) refreshes both users' counters and the affinity."""
-        event = UserFollowed(follower_id, followee_id, to_epoch(utcnow()), following=True)
-        created = self.stack.store.follow(follower_id, followee_id, [_outbox(event, None)])
-        if created:
-            self._forget_mailbox(follower_id)
-            self.on_commit()
+        return bool(self.follow_many([(follower_id, followee_id)]))
+
+    def follow_many(
+        self, pairs: Iterable[tuple[str, str]], *, chunk_size: int = BATCH_CHUNK
+    ) -> list[tuple[str, str]]:
+        """``follow`` for many ``(follower_id, followee_id)`` edges; returns the new ones, in order.
+
+        One transaction, one mailbox round trip and one relay wake-up per chunk of ``chunk_size``
+        edges, with exactly what ``follow`` does per edge: existing edges are skipped and not
+        counted, each new edge gets its ``UserFollowed`` event. A self-follow anywhere refuses the
+        whole call before anything is written; an unknown user refuses its chunk (``NotFound``),
+        while earlier chunks stay committed — follows are idempotent, so the call can be repeated.
+        """
+        pairs = list(dict.fromkeys(pairs))
+        if any(follower == followee for follower, followee in pairs):
+            raise InvalidInput("a user cannot follow themselves")
+        created: list[tuple[str, str]] = []
+        for start in range(0, len(pairs), chunk_size):
+            new = self.stack.store.follow_many(pairs[start : start + chunk_size], _followed)
+            if new:
+                self._forget_mailboxes([follower for follower, _ in new])
+                self.on_commit()
+            created.extend(new)
         return created
 
     def unfollow(self, follower_id: str, followee_id: str) -> bool:
         event = UserFollowed(follower_id, followee_id, to_epoch(utcnow()), following=False)
         removed = self.stack.store.unfollow(follower_id, followee_id, [_outbox(event, None)])
         if removed:
-            self._forget_mailbox(follower_id)
+            self._forget_mailboxes([follower_id])
             self.on_commit()
         return removed
 
-    def _forget_mailbox(self, user_id: str) -> None:
-        # The next feed read rebuilds it from the follow graph: the new followee's recent posts
-        # appear, an unfollowed author's disappear. If Redis is down the stale mailbox is
-        # corrected when it expires; the follow itself is committed either way.
+    def _forget_mailboxes(self, user_ids: Sequence[str]) -> None:
+        # The next feed read rebuilds them from the follow graph: the new followee's recent posts
+        # appear, an unfollowed author's disappear. If Redis is down a stale mailbox is corrected
+        # when it expires; the follows themselves are committed either way.
         try:
-            self.stack.mailboxes.invalidate(user_id)
+            self.stack.mailboxes.invalidate_many(user_ids)
         except LabError as exc:
-            log.warning("could not invalidate mailbox of %s: %s", user_id, exc)
+            log.warning("could not invalidate the mailboxes of %d users: %s", len(set(user_ids)), exc)
 
     # --- posts -----------------------------------------------------------------------------------
     def create_post(
@@ -169,10 +190,36 @@ class WritePath:
             self.on_commit()
         return created
 
+    def like_many(
+        self, pairs: Iterable[tuple[str, str]], *, chunk_size: int = BATCH_CHUNK
+    ) -> list[tuple[str, str]]:
+        """``like`` for many ``(user_id, post_id)`` pairs; returns the new likes, in order.
+
+        One transaction and one relay wake-up per chunk, one ``PostLiked`` event per new like;
+        existing likes are skipped and not counted. An unknown user or post refuses its chunk
+        (``NotFound``); earlier chunks stay committed (likes are idempotent).
+        """
+        pairs = list(dict.fromkeys(pairs))
+        created: list[tuple[str, str]] = []
+        for start in range(0, len(pairs), chunk_size):
+            new = self.stack.store.like_many(pairs[start : start + chunk_size], _liked)
+            if new:
+                self.on_commit()
+            created.extend(new)
+        return created
+
     def media_url(self, post: Post) -> str | None:
         if not post.media_key:
             return None
         return self.stack.media.url(post.media_key, self.stack.settings.media_url_ttl_seconds)
+
+
+def _followed(follower_id: str, followee_id: str) -> list[OutboxEntry]:
+    return [_outbox(UserFollowed(follower_id, followee_id, to_epoch(utcnow()), following=True), None)]
+
+
+def _liked(user_id: str, post_id: str, author_id: str) -> list[OutboxEntry]:
+    return [_outbox(PostLiked(user_id=user_id, post_id=post_id, author_id=author_id, liked_at=to_epoch(utcnow())), None)]
 
 
 def _outbox(event: Event, headers: dict[str, str] | None) -> OutboxEntry:
