@@ -696,10 +696,12 @@ def load_world(world: World, writes: WritePath, progress: bool = True) -> dict[s
 
     The order matters: all follows are in place before the first post, so each post's delivery
     (push or celebrity pull) is decided from its author's final follower count. Posts are written
-    oldest first with their generated ids and timestamps. Follows and likes go in batches
-    (``follow_many``, ``like_many``): one transaction per chunk rather than per edge, which is what
+    oldest first with their generated ids and timestamps. Follows, posts and likes go in batches
+    (``follow_many``, ``create_posts``, ``like_many``): one transaction per chunk rather than per edge, which is what
     made seeding the large world take hours.
     """
+    from labcore.write.posts import PostDraft  # here: generating a world needs no database stack
+
     for user in _bar(world.users, "users", progress):
         writes.create_user(user.username, user.display_name, user_id=user.user_id)
     follows = sum(
@@ -707,8 +709,8 @@ def load_world(world: World, writes: WritePath, progress: bool = True) -> dict[s
         for chunk in _chunked(world.follows, "follows", progress)
     )
     posts = sorted(world.posts, key=lambda post: post.created_at)
-    for post in _bar(posts, "posts", progress):
-        writes.create_post(post.author_id, post.content, post_id=post.post_id, created_at=post.created_at)
+    for chunk in _chunked(posts, "posts", progress):
+        writes.create_posts(PostDraft(p.author_id, p.content, post_id=p.post_id, created_at=p.created_at) for p in chunk)
     likes = sum(
         len(writes.like_many([(like.user_id, like.post_id) for like in chunk]))
         for chunk in _chunked(world.likes, "likes", progress)

@@ -175,6 +175,18 @@ def test_failed_post_leaves_no_outbox_row(store: SqlStore) -> None:
     assert [e.payload for e in store.outbox_pending()] == [{"n": 1}]
 
 
+def test_add_posts_commits_all_or_nothing(store: SqlStore) -> None:
+    alice, bob = _users(store, "alice", "bob")
+    events = [OutboxEntry("new-posts", alice, {"post_id": p}, {}) for p in ("p1", "p2")]
+    store.add_posts([_post(alice, "p1"), _post(bob, "p2")], events)
+    assert set(store.get_posts(["p1", "p2"])) == {"p1", "p2"} and len(store.outbox_pending()) == 2
+    with pytest.raises(Conflict):  # p1 again: p3 is not written either
+        store.add_posts([_post(bob, "p3"), _post(alice, "p1")], [OutboxEntry("new-posts", bob, {}, {})])
+    with pytest.raises(NotFound):
+        store.add_posts([_post(bob, "p4"), _post("ghost", "p5")], [])
+    assert store.counts()["posts"] == 2 and len(store.outbox_pending()) == 2
+
+
 def test_like_is_idempotent_and_emits_one_event(store: SqlStore) -> None:
     alice, bob = _users(store, "alice", "bob")
     store.add_post(_post(alice, "p1"), [])

@@ -293,25 +293,37 @@ class SqlStore:
     # --- posts and likes -------------------------------------------------------------------------
     def add_post(self, post: Post, events: Sequence[OutboxEntry]) -> Post:
         """Insert the post and its outbox events atomically."""
+        self.add_posts([post], events)
+        return post
+
+    def add_posts(self, new_posts: Sequence[Post], events: Sequence[OutboxEntry]) -> None:
+        """Insert the posts and their outbox events in one transaction: ``NotFound`` for an unknown
+        author and ``Conflict`` for an existing post id refuse them all."""
+        if not new_posts:
+            return
         try:
             with self._tx() as conn:
-                self._require_users(conn, post.author_id)
+                self._require_users(conn, *(post.author_id for post in new_posts))
                 conn.execute(
-                    posts.insert().values(
-                        id=post.id,
-                        user_id=post.author_id,
-                        content=post.content,
-                        media_key=post.media_key,
-                        media_type=post.media_type,
-                        delivery=post.delivery,
-                        like_count=0,
-                        created_at=_naive(post.created_at),
-                    )
+                    posts.insert(),
+                    [
+                        {
+                            "id": post.id,
+                            "user_id": post.author_id,
+                            "content": post.content,
+                            "media_key": post.media_key,
+                            "media_type": post.media_type,
+                            "delivery": post.delivery,
+                            "like_count": 0,
+                            "created_at": _naive(post.created_at),
+                        }
+                        for post in new_posts
+                    ],
                 )
                 self._enqueue(conn, events)
         except sa.exc.IntegrityError as exc:
-            raise Conflict(f"post {post.id} already exists") from exc
-        return post
+            what = f"post {new_posts[0].id}" if len(new_posts) == 1 else f"one of {len(new_posts)} posts"
+            raise Conflict(f"{what} already exists") from exc
 
     def like(self, user_id: str, post_id: str, events: Sequence[OutboxEntry]) -> bool:
         """Record a like and its events; False (and no events) when it already existed."""
