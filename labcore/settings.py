@@ -149,6 +149,15 @@ class Settings(BaseSettings):
             " store instead, which holds the same vectors."
         ),
     )
+    feature_refresh_batch_size: int = Field(
+        default=1000,
+        ge=1,
+        description=(
+            "Engagement events per poll of the `features` group, refreshed together. Each refresh has a"
+            " ~50 ms fixed cost (two Feast pushes): on a seeded world's backlog 1,000 refreshed 6,655"
+            " follows/s against 3,367 at 256. A live trickle is still handled as it comes."
+        ),
+    )
     feature_batch_seconds: float = Field(
         default=3600.0,
         gt=0,
