@@ -154,8 +154,9 @@ class Settings(BaseSettings):
         ge=1,
         description=(
             "Engagement events per poll of the `features` group, refreshed together. Each refresh has a"
-            " ~50 ms fixed cost (two Feast pushes): on a seeded world's backlog 1,000 refreshed 6,655"
-            " follows/s against 3,367 at 256. A live trickle is still handled as it comes."
+            " ~50 ms fixed cost (two Feast pushes): on the medium world's follows 1,000 refreshed"
+            " 5,700-6,700 follows/s against 3,400-4,150 at 256 (`python -m bench.feature_refresh`)."
+            " A live trickle is still handled as it comes."
         ),
     )
     feature_batch_seconds: float = Field(
