@@ -294,7 +294,10 @@ def build_workers(
             return ConsumerLoop(stack.events, TOPIC_ENGAGEMENTS, "interests", f"interests-{worker_id}", handler)
         if name == "feature-worker":
             handler = FeatureEngagementHandler(refresh)
-            return ConsumerLoop(stack.events, TOPIC_ENGAGEMENTS, "features", f"features-{worker_id}", handler)
+            return ConsumerLoop(
+                stack.events, TOPIC_ENGAGEMENTS, "features", f"features-{worker_id}", handler,
+                batch_size=settings.feature_refresh_batch_size,
+            )  # fmt: skip
         handler = ImpressionHandler(stack.impressions)
         return ConsumerLoop(stack.events, TOPIC_IMPRESSIONS, "impressions-loader", f"loader-{worker_id}", handler)
 

@@ -61,6 +61,16 @@ def test_read_refreshes_ttl_and_invalidate_forgets(mailboxes: RedisMailboxes) ->
     assert mailboxes.read("bob", 10) == (False, [])
 
 
+def test_invalidate_many_forgets_only_the_named_mailboxes(mailboxes: RedisMailboxes) -> None:
+    users = [f"reader{i}" for i in range(5)]  # ten keys, chunk_size=3: several DELs in one pipeline
+    for user in [*users, "keeper"]:
+        mailboxes.rebuild(user, [("p", 1.0)])
+    mailboxes.invalidate_many([*users, users[0]])
+    assert all(mailboxes.read(user, 10) == (False, []) for user in users)
+    assert mailboxes.read("keeper", 10) == (True, [("p", 1.0)])
+    mailboxes.invalidate_many([])  # nothing to forget: no round trip, no error
+
+
 def test_rebuild_of_an_empty_graph_still_marks_built(mailboxes: RedisMailboxes) -> None:
     mailboxes.rebuild("loner", [])
     assert mailboxes.read("loner", 10) == (True, [])

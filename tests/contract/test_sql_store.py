@@ -81,6 +81,77 @@ def test_follow_rejects_bad_edges(store: SqlStore, follower: str, followee: str,
         store.follow(follower, followee)
 
 
+def _edge_event(follower: str, followee: str) -> list[OutboxEntry]:
+    return [OutboxEntry("engagements", follower, {"follower_id": follower, "followee_id": followee}, {})]
+
+
+def test_follow_many_skips_existing_edges_and_counts_only_new_ones(store: SqlStore) -> None:
+    alice, bob, carol, dave = _users(store, "alice", "bob", "carol", "dave")
+    assert store.follow(bob, alice) is True
+    pairs = [(bob, alice), (carol, alice), (dave, alice), (carol, alice), (bob, carol)]
+    new = store.follow_many(pairs, _edge_event)
+
+    assert new == [(carol, alice), (dave, alice), (bob, carol)]  # in order; repeats and bob→alice skipped
+    assert [(e.payload["follower_id"], e.payload["followee_id"]) for e in store.outbox_pending()] == new
+    assert store.get_user(alice).follower_count == 3
+    assert (store.get_user(bob).following_count, store.get_user(carol).follower_count) == (2, 1)
+    assert sorted(store.follower_ids(alice)) == sorted([bob, carol, dave])
+
+    assert store.follow_many(pairs, _edge_event) == []  # idempotent: nothing new, no events, no counts
+    assert len(store.outbox_pending()) == 3
+    assert store.get_user(alice).follower_count == 3
+    assert store.follow_many([], _edge_event) == []
+
+
+def test_follow_many_bigger_than_an_in_clause(store: SqlStore) -> None:
+    """More users than one IN chunk: existence checks and counter updates span several statements."""
+    star = store.create_user("star", "star", "Star").id
+    fans = [store.create_user(f"fan{i}", f"fan{i}", "Fan").id for i in range(1_200)]
+    pairs = [(fan, star) for fan in fans] + [(star, fan) for fan in fans[:700]]
+    assert len(store.follow_many(pairs[:900])) == 900
+    assert len(store.follow_many(pairs)) == len(pairs) - 900
+    assert store.get_user(star).follower_count == 1_200
+    assert store.get_user(star).following_count == 700
+    assert store.get_user(fans[699]).follower_count == 1
+    assert store.get_user(fans[700]).follower_count == 0
+    assert store.counts()["follows"] == 1_900
+
+
+@pytest.mark.parametrize(
+    ("bad", "error"),
+    [(("id-bob", "id-bob"), InvalidInput), (("id-bob", "ghost"), NotFound), (("ghost", "id-alice"), NotFound)],
+)
+def test_follow_many_refuses_a_bad_edge_as_a_whole(store: SqlStore, bad: tuple[str, str], error: type) -> None:
+    alice, bob, carol = _users(store, "alice", "bob", "carol")
+    with pytest.raises(error):
+        store.follow_many([(bob, alice), bad, (carol, alice)], _edge_event)
+    assert store.counts()["follows"] == 0 and store.outbox_pending() == []
+    assert store.get_user(alice).follower_count == 0
+
+
+def test_like_many_skips_existing_likes_and_counts_only_new_ones(store: SqlStore) -> None:
+    alice, bob, carol = _users(store, "alice", "bob", "carol")
+    store.add_post(_post(alice, "p1"), [])
+    store.add_post(_post(bob, "p2"), [])
+    assert store.like(bob, "p1", []) is True
+
+    def liked(user: str, post: str, author: str) -> list[OutboxEntry]:
+        return [OutboxEntry("engagements", user, {"post_id": post, "author_id": author}, {})]
+
+    new = store.like_many([(bob, "p1"), (carol, "p1"), (carol, "p2"), (carol, "p1")], liked)
+    assert new == [(carol, "p1"), (carol, "p2")]
+    assert [e.payload for e in store.outbox_pending()] == [
+        {"post_id": "p1", "author_id": alice}, {"post_id": "p2", "author_id": bob}
+    ]
+    assert (store.get_post("p1").like_count, store.get_post("p2").like_count) == (2, 1)
+    assert store.like_many([(carol, "p1")], liked) == []
+    with pytest.raises(NotFound):
+        store.like_many([(alice, "p2"), (alice, "gone")], liked)
+    with pytest.raises(NotFound):
+        store.like_many([("ghost", "p2")], liked)
+    assert store.get_post("p2").like_count == 1 and len(store.outbox_pending()) == 2
+
+
 def test_post_and_outbox_commit_together(store: SqlStore) -> None:
     (alice,) = _users(store, "alice")
     event = OutboxEntry("new-posts", alice, {"post_id": "p1"}, {"traceparent": "00-abc"})
@@ -102,6 +173,18 @@ def test_failed_post_leaves_no_outbox_row(store: SqlStore) -> None:
     with pytest.raises(NotFound):
         store.add_post(_post("ghost", "p2"), [OutboxEntry("new-posts", "ghost", {"n": 3}, {})])
     assert [e.payload for e in store.outbox_pending()] == [{"n": 1}]
+
+
+def test_add_posts_commits_all_or_nothing(store: SqlStore) -> None:
+    alice, bob = _users(store, "alice", "bob")
+    events = [OutboxEntry("new-posts", alice, {"post_id": p}, {}) for p in ("p1", "p2")]
+    store.add_posts([_post(alice, "p1"), _post(bob, "p2")], events)
+    assert set(store.get_posts(["p1", "p2"])) == {"p1", "p2"} and len(store.outbox_pending()) == 2
+    with pytest.raises(Conflict):  # p1 again: p3 is not written either
+        store.add_posts([_post(bob, "p3"), _post(alice, "p1")], [OutboxEntry("new-posts", bob, {}, {})])
+    with pytest.raises(NotFound):
+        store.add_posts([_post(bob, "p4"), _post("ghost", "p5")], [])
+    assert store.counts()["posts"] == 2 and len(store.outbox_pending()) == 2
 
 
 def test_like_is_idempotent_and_emits_one_event(store: SqlStore) -> None:

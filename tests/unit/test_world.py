@@ -6,6 +6,7 @@ import re
 import statistics
 import uuid
 from collections import Counter
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -20,7 +21,7 @@ from labcore.lab.world import (
     generate_world,
     load_world,
 )
-from labcore.write.posts import USERNAME
+from labcore.write.posts import USERNAME, PostDraft
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 CELEBRITY_THRESHOLD = 200  # Settings.celebrity_threshold's default
@@ -218,16 +219,16 @@ class RecordingWrites:
     def create_user(self, username: str, display_name: str, *, user_id: str | None = None) -> None:
         self.calls.append(("user", user_id, username))
 
-    def follow(self, follower_id: str, followee_id: str) -> bool:
-        self.calls.append(("follow", follower_id, followee_id))
-        return True
+    def follow_many(self, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        self.calls.extend(("follow", follower_id, followee_id) for follower_id, followee_id in pairs)
+        return pairs
 
-    def create_post(self, user_id: str, content: str, *, post_id: str, created_at: datetime) -> None:
-        self.calls.append(("post", post_id, created_at))
+    def create_posts(self, drafts: Iterable[PostDraft]) -> None:
+        self.calls.extend(("post", draft.post_id, draft.created_at) for draft in drafts)
 
-    def like(self, user_id: str, post_id: str) -> bool:
-        self.calls.append(("like", user_id, post_id))
-        return True
+    def like_many(self, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        self.calls.extend(("like", user_id, post_id) for user_id, post_id in pairs)
+        return pairs
 
 
 def test_load_world_writes_users_follows_posts_likes_in_order(worlds: dict[str, World]) -> None:

@@ -114,6 +114,17 @@ class RedisMailboxes:
         with redis_errors():
             self.client.delete(mailbox_key(user_id), built_key(user_id))
 
+    def invalidate_many(self, user_ids: Iterable[str]) -> None:
+        """Forget many mailboxes in one round trip (after a batch of follows)."""
+        keys = [key for user_id in dict.fromkeys(user_ids) for key in (mailbox_key(user_id), built_key(user_id))]
+        if not keys:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for start in range(0, len(keys), self.chunk_size):
+            pipe.delete(*keys[start : start + self.chunk_size])
+        with redis_errors():
+            pipe.execute()
+
     def ping(self) -> None:
         with redis_errors():
             self.client.ping()

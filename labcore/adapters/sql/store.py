@@ -9,7 +9,8 @@ lossless: the relay (``labcore.write.outbox``) publishes committed rows, and onl
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -50,6 +51,19 @@ def make_engine(url: str) -> Engine:
 
         return engine
     return sa.create_engine(url, pool_pre_ping=True, pool_recycle=3600, pool_size=8)
+
+
+# Ids per IN clause: far below SQLite's bound-parameter limit, and short statements for MySQL.
+IN_CHUNK = 500
+
+
+def _chunks(items: Sequence[str], size: int = IN_CHUNK) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _no_events(*_ids: str) -> Sequence[OutboxEntry]:
+    return ()
 
 
 def _aware(ts: datetime) -> datetime:
@@ -145,35 +159,86 @@ class SqlStore:
         return _user(row)
 
     def _require_users(self, conn: Connection, *user_ids: str) -> None:
-        found = set(conn.scalars(sa.select(users.c.id).where(users.c.id.in_(user_ids))))
-        for user_id in user_ids:
+        wanted = list(dict.fromkeys(user_ids))
+        found: set[str] = set()
+        for chunk in _chunks(wanted):
+            found.update(conn.scalars(sa.select(users.c.id).where(users.c.id.in_(chunk))))
+        for user_id in wanted:
             if user_id not in found:
                 raise NotFound(f"user {user_id} not found")
 
     def follow(self, follower_id: str, followee_id: str, events: Sequence[OutboxEntry] = ()) -> bool:
         """Create the edge and enqueue its events; False (and no events) when it already existed."""
-        if follower_id == followee_id:
+        return bool(self.follow_many([(follower_id, followee_id)], lambda _a, _b: events))
+
+    def follow_many(
+        self,
+        pairs: Iterable[tuple[str, str]],
+        events_for: Callable[[str, str], Sequence[OutboxEntry]] = _no_events,
+    ) -> list[tuple[str, str]]:
+        """Create the ``(follower_id, followee_id)`` edges in one transaction; returns the new ones.
+
+        Edges that already exist (or repeat within ``pairs``) are skipped: not inserted, not counted,
+        no events. Each new edge gets ``events_for(follower_id, followee_id)`` in its outbox, and the
+        counters move by the number of new edges, all in the same transaction. A self-follow
+        (``InvalidInput``) or an unknown user (``NotFound``) refuses the whole call. Set-based SQL: a
+        few statements per call, not per edge (seeding a world writes hundreds of thousands).
+        """
+        pairs = list(dict.fromkeys(pairs))
+        if any(follower == followee for follower, followee in pairs):
             raise InvalidInput("a user cannot follow themselves")
-        try:
-            with self._tx() as conn:
-                self._require_users(conn, follower_id, followee_id)
-                exists = conn.execute(
-                    sa.select(follows.c.follower_id).where(
-                        follows.c.follower_id == follower_id, follows.c.followee_id == followee_id
-                    )
-                ).first()
-                if exists:
-                    return False
+        if not pairs:
+            return []
+        for _attempt in range(3):
+            try:
+                with self._tx() as conn:
+                    self._require_users(conn, *(user for pair in pairs for user in pair))
+                    existing = self._existing(conn, follows.c.follower_id, follows.c.followee_id, pairs)
+                    new = [pair for pair in pairs if pair not in existing]
+                    if new:
+                        now = _naive(utcnow())
+                        conn.execute(
+                            follows.insert(),
+                            [{"follower_id": a, "followee_id": b, "created_at": now} for a, b in new],
+                        )
+                        self._add_to_counter(conn, users.c.following_count, Counter(a for a, _ in new))
+                        self._add_to_counter(conn, users.c.follower_count, Counter(b for _, b in new))
+                        self._enqueue(conn, [event for pair in new for event in events_for(*pair)])
+                    return new
+            except sa.exc.IntegrityError:
+                continue  # a concurrent follow of one of these edges committed first: look again
+        raise Conflict("concurrent follows of the same edges kept colliding; try again")
+
+    @staticmethod
+    def _existing(
+        conn: Connection, left: sa.Column[str], right: sa.Column[str], pairs: Sequence[tuple[str, str]]
+    ) -> set[tuple[str, str]]:
+        """Which of ``pairs`` already are rows, keyed by the two primary-key columns ``left`` and
+        ``right``: both filtered by IN lists (portable, and index-friendly on SQLite and MySQL alike),
+        the cross product's extra rows dropped here."""
+        lefts = list(dict.fromkeys(a for a, _ in pairs))
+        rights = list(dict.fromkeys(b for _, b in pairs))
+        wanted = set(pairs)
+        found: set[tuple[str, str]] = set()
+        for some_lefts in _chunks(lefts):
+            for some_rights in _chunks(rights):
+                rows = conn.execute(sa.select(left, right).where(left.in_(some_lefts), right.in_(some_rights)))
+                found.update(pair for pair in map(tuple, rows) if pair in wanted)
+        return found
+
+    @staticmethod
+    def _add_to_counter(conn: Connection, column: sa.Column[int], deltas: Counter[str]) -> None:
+        """``column += delta`` per user id: one UPDATE per distinct delta (and IN chunk), not per user."""
+        table = column.table
+        by_delta: dict[int, list[str]] = defaultdict(list)
+        for key, delta in deltas.items():
+            if delta:
+                by_delta[delta].append(key)
+        for delta, keys in by_delta.items():
+            for chunk in _chunks(keys):
                 conn.execute(
-                    follows.insert().values(
-                        follower_id=follower_id, followee_id=followee_id, created_at=_naive(utcnow())
-                    )
+                    table.update().where(table.c.id.in_(chunk)).values({column.name: column + delta})
                 )
-                self._bump(conn, follower_id, followee_id, +1)
-                self._enqueue(conn, events)
-                return True
-        except sa.exc.IntegrityError:
-            return False  # a concurrent identical follow won the race: same outcome
 
     def unfollow(self, follower_id: str, followee_id: str, events: Sequence[OutboxEntry] = ()) -> bool:
         """Remove the edge and enqueue its events; False (and no events) when there was none."""
@@ -185,22 +250,10 @@ class SqlStore:
                 )
             ).rowcount
             if deleted:
-                self._bump(conn, follower_id, followee_id, -1)
+                self._add_to_counter(conn, users.c.follower_count, Counter({followee_id: -1}))
+                self._add_to_counter(conn, users.c.following_count, Counter({follower_id: -1}))
                 self._enqueue(conn, events)
             return bool(deleted)
-
-    @staticmethod
-    def _bump(conn: Connection, follower_id: str, followee_id: str, delta: int) -> None:
-        conn.execute(
-            users.update()
-            .where(users.c.id == followee_id)
-            .values(follower_count=users.c.follower_count + delta)
-        )
-        conn.execute(
-            users.update()
-            .where(users.c.id == follower_id)
-            .values(following_count=users.c.following_count + delta)
-        )
 
     def follower_ids(self, author_id: str) -> list[str]:
         with self._tx() as conn:
@@ -240,48 +293,86 @@ class SqlStore:
     # --- posts and likes -------------------------------------------------------------------------
     def add_post(self, post: Post, events: Sequence[OutboxEntry]) -> Post:
         """Insert the post and its outbox events atomically."""
+        self.add_posts([post], events)
+        return post
+
+    def add_posts(self, new_posts: Sequence[Post], events: Sequence[OutboxEntry]) -> None:
+        """Insert the posts and their outbox events in one transaction: ``NotFound`` for an unknown
+        author and ``Conflict`` for an existing post id refuse them all."""
+        if not new_posts:
+            return
         try:
             with self._tx() as conn:
-                self._require_users(conn, post.author_id)
+                self._require_users(conn, *(post.author_id for post in new_posts))
                 conn.execute(
-                    posts.insert().values(
-                        id=post.id,
-                        user_id=post.author_id,
-                        content=post.content,
-                        media_key=post.media_key,
-                        media_type=post.media_type,
-                        delivery=post.delivery,
-                        like_count=0,
-                        created_at=_naive(post.created_at),
-                    )
+                    posts.insert(),
+                    [
+                        {
+                            "id": post.id,
+                            "user_id": post.author_id,
+                            "content": post.content,
+                            "media_key": post.media_key,
+                            "media_type": post.media_type,
+                            "delivery": post.delivery,
+                            "like_count": 0,
+                            "created_at": _naive(post.created_at),
+                        }
+                        for post in new_posts
+                    ],
                 )
                 self._enqueue(conn, events)
         except sa.exc.IntegrityError as exc:
-            raise Conflict(f"post {post.id} already exists") from exc
-        return post
+            what = f"post {new_posts[0].id}" if len(new_posts) == 1 else f"one of {len(new_posts)} posts"
+            raise Conflict(f"{what} already exists") from exc
 
     def like(self, user_id: str, post_id: str, events: Sequence[OutboxEntry]) -> bool:
         """Record a like and its events; False (and no events) when it already existed."""
-        try:
-            with self._tx() as conn:
-                self._require_users(conn, user_id)
-                if conn.execute(sa.select(posts.c.id).where(posts.c.id == post_id)).first() is None:
-                    raise NotFound(f"post {post_id} not found")
-                exists = conn.execute(
-                    sa.select(likes.c.user_id).where(likes.c.user_id == user_id, likes.c.post_id == post_id)
-                ).first()
-                if exists:
-                    return False
-                conn.execute(
-                    likes.insert().values(user_id=user_id, post_id=post_id, created_at=_naive(utcnow()))
-                )
-                conn.execute(
-                    posts.update().where(posts.c.id == post_id).values(like_count=posts.c.like_count + 1)
-                )
-                self._enqueue(conn, events)
-                return True
-        except sa.exc.IntegrityError:
-            return False  # a concurrent identical like won the race: same outcome
+        return bool(self.like_many([(user_id, post_id)], lambda _u, _p, _a: events))
+
+    def like_many(
+        self,
+        pairs: Iterable[tuple[str, str]],
+        events_for: Callable[[str, str, str], Sequence[OutboxEntry]] = _no_events,
+    ) -> list[tuple[str, str]]:
+        """Record the ``(user_id, post_id)`` likes in one transaction; returns the new ones.
+
+        Like ``follow_many``: existing likes (and repeats) are skipped and not counted, each new like
+        gets ``events_for(user_id, post_id, author_id)`` in its outbox, ``like_count`` moves by the
+        number of new likes, and an unknown user or post (``NotFound``) refuses the whole call.
+        """
+        pairs = list(dict.fromkeys(pairs))
+        if not pairs:
+            return []
+        for _attempt in range(3):
+            try:
+                with self._tx() as conn:
+                    self._require_users(conn, *(user_id for user_id, _ in pairs))
+                    author_of = self._authors(conn, list(dict.fromkeys(post_id for _, post_id in pairs)))
+                    existing = self._existing(conn, likes.c.user_id, likes.c.post_id, pairs)
+                    new = [pair for pair in pairs if pair not in existing]
+                    if new:
+                        now = _naive(utcnow())
+                        conn.execute(
+                            likes.insert(), [{"user_id": u, "post_id": p, "created_at": now} for u, p in new]
+                        )
+                        self._add_to_counter(conn, posts.c.like_count, Counter(p for _, p in new))
+                        self._enqueue(conn, [e for u, p in new for e in events_for(u, p, author_of[p])])
+                    return new
+            except sa.exc.IntegrityError:
+                continue  # a concurrent identical like committed first: look again
+        raise Conflict("concurrent likes of the same posts kept colliding; try again")
+
+    @staticmethod
+    def _authors(conn: Connection, post_ids: Sequence[str]) -> dict[str, str]:
+        """``{post_id: author_id}``; ``NotFound`` for the first post that does not exist."""
+        author_of: dict[str, str] = {}
+        for chunk in _chunks(post_ids):
+            rows = conn.execute(sa.select(posts.c.id, posts.c.user_id).where(posts.c.id.in_(chunk)))
+            author_of.update((row.id, row.user_id) for row in rows)
+        for post_id in post_ids:
+            if post_id not in author_of:
+                raise NotFound(f"post {post_id} not found")
+        return author_of
 
     def get_post(self, post_id: str) -> Post:
         with self._tx() as conn:
