@@ -73,7 +73,7 @@ engines-status:
 test-engines: install
 	FEEDLAB_REQUIRE_SERVERS=1 $(BIN)/python -m pytest tests/unit/test_engine_process.py \
 		tests/contract/test_event_log.py tests/contract/test_impressions.py \
-		tests/contract/test_media.py tests/contract/test_traces.py $(PYTEST_ARGS)
+		tests/contract/test_media.py tests/contract/test_traces.py tests/engines $(PYTEST_ARGS)
 
 ## The adapter contract suites against the compose stack's real engines (`feedlab up --profile compose`
 ## first): Kafka, Pinot, the Qdrant server, TiDB and Redis on their published ports.
