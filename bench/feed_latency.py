@@ -264,6 +264,8 @@ def cpu_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, float]
     if before["machine"] and after["machine"]:
         out["machine_busy_cpu_s"] = after["machine"][0] - before["machine"][0]
         out["machine_total_cpu_s"] = after["machine"][1] - before["machine"][1]
+        ours = out.get("runtime_cpu_s", 0.0) + out.get("bench_cpu_s", 0.0)
+        out["other_processes_cpu_s"] = max(out["machine_busy_cpu_s"] - ours, 0.0)
     return out
 
 
@@ -486,13 +488,12 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     cpu = s["cpu"]
     if "runtime_cpu_s" in cpu and "machine_busy_cpu_s" in cpu:
-        ours = cpu["runtime_cpu_s"] + cpu.get("bench_cpu_s", 0.0)
         cores = cpu["machine_total_cpu_s"] / s["wall_seconds"] if s["wall_seconds"] else 0
         lines.append(
             f"| CPU during the measured loop | runtime {f(s['runtime_cpu_ms_per_request'])} ms/request"
             f" ({f(cpu['runtime_cpu_s'])} s), bench client {f(cpu.get('bench_cpu_s'))} s;"
             f" machine busy {f(cpu['machine_busy_cpu_s'])} of {f(cpu['machine_total_cpu_s'])} CPU-s"
-            f" (~{cores:.0f} cores), of which other processes {f(max(cpu['machine_busy_cpu_s'] - ours, 0.0))} s |"
+            f" (~{cores:.0f} cores), of which other processes {f(cpu['other_processes_cpu_s'])} s |"
         )
     if report.get("runtime_idle_cores") is not None:
         lines.append(f"| runtime CPU with no request in flight (after catch-up) | {report['runtime_idle_cores']:.2f} cores |")

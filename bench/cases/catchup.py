@@ -243,10 +243,7 @@ def run(
         "runtime_cpu_s": cpu.get("runtime_cpu_s"),
         "machine_busy_cpu_s": cpu.get("machine_busy_cpu_s"),
         "machine_total_cpu_s": cpu.get("machine_total_cpu_s"),
-        "other_processes_cpu_s": (
-            max(cpu["machine_busy_cpu_s"] - cpu.get("runtime_cpu_s", 0.0) - cpu.get("bench_cpu_s", 0.0), 0.0)
-            if "machine_busy_cpu_s" in cpu else None
-        ),
+        "other_processes_cpu_s": cpu.get("other_processes_cpu_s"),
         "worker_failures": ready["failures"],
         "progress_s_embedded_indexed": _thin(progress, 80),
     }  # fmt: skip

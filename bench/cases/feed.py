@@ -81,10 +81,7 @@ def run(
         "runtime_cpu_ms_per_request": s["runtime_cpu_ms_per_request"],
         "machine_busy_cpu_s": cpu.get("machine_busy_cpu_s"),
         "machine_total_cpu_s": cpu.get("machine_total_cpu_s"),
-        "other_processes_cpu_s": (
-            max(cpu["machine_busy_cpu_s"] - cpu.get("runtime_cpu_s", 0.0) - cpu.get("bench_cpu_s", 0.0), 0.0)
-            if "machine_busy_cpu_s" in cpu else None
-        ),
+        "other_processes_cpu_s": cpu.get("other_processes_cpu_s"),
         "feature_sources": s["feature_sources"],
         "first_reads": len(first),
         "first_read_cold": sum(1 for x in first if x.cold),
