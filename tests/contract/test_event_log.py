@@ -12,6 +12,7 @@ Kafka keeps the group's committed offsets where they were. Either way the record
 from __future__ import annotations
 
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from labcore.adapters.events.base import EventLog, Subscription, partition_for
+from labcore.adapters.events.base import EventLog, Outgoing, Subscription, partition_for
 from labcore.adapters.events.redis_streams import RedisStreamsEventLog
 from labcore.domain import Record
 from labcore.engines.process import free_port
@@ -183,6 +184,28 @@ def test_same_key_same_partition_in_publish_order(backend: Backend, topic: str) 
     assert len({r.partition for r in records}) > 1, "six keys should spread over partitions"
 
 
+def test_publish_many_is_publish_in_order_over_topics_keys_and_headers(backend: Backend, topic: str) -> None:
+    log = backend.log()
+    keys = [f"author-{i}" for i in range(6)]
+    other = f"{topic}-other"
+    log.publish_many(
+        [Outgoing(topic, keys[n % 6], {"n": n}, {"traceparent": f"t{n}"}) for n in range(60)]
+        + [Outgoing(other, "author-0", {"n": 60})]
+    )
+
+    records = drain(backend.subscribe(log, topic, "g", "c1"), 60)
+
+    assert sorted(numbers(records)) == list(range(60))
+    for record in records:
+        assert record.partition == partition_for(record.key, PARTITIONS)
+        assert record.headers == {"traceparent": f"t{record.value['n']}"}
+    for key in keys:
+        mine = numbers([r for r in records if r.key == key])
+        assert mine == sorted(mine), f"{key}: order lost"
+    assert numbers(drain(backend.subscribe(log, other, "g-other", "c1"), 1)) == [60]
+    log.publish_many([])  # nothing to send is not an error
+
+
 # --- consumer groups ------------------------------------------------------------------------------
 
 
@@ -323,3 +346,49 @@ def test_a_down_memory_log_is_backend_unavailable() -> None:
     for call in (lambda: log.publish("t", "k", {"n": 1}), lambda: subscription.poll(timeout_ms=10), log.health):
         with pytest.raises(BackendUnavailable, match="event-log"):
             call()
+
+
+# --- Kafka: a client that hangs -------------------------------------------------------------------
+
+
+def test_a_hung_kafka_poll_is_cut_off_and_a_new_member_gets_the_records(request: pytest.FixtureRequest) -> None:
+    """kafka-python 3.0.12 can leave ``poll`` waiting forever on its own IO thread after a
+    rebalance. The hang is staged here exactly there: the coordinator's step of ``poll`` runs a
+    coroutine on the client's IO loop that never finishes. The subscription's watchdog must cut it
+    off (``BackendUnavailable``), and a new member, as the worker loop makes next, gets everything."""
+    from labcore.adapters.events.kafka import KafkaEventLog
+
+    bootstrap = KAFKA_BOOTSTRAP or request.getfixturevalue("engines").get("kafka").bootstrap
+    topic = f"test-{uuid.uuid4().hex[:8]}"
+    log = KafkaEventLog(bootstrap, PARTITIONS, poll_stall_seconds=2.0)
+    try:
+        publish_numbered(log, topic, ["a", "b", "c"], 9)
+        hung = log.subscribe(topic, "g", "c1")
+        net = hung._consumer._client._net  # noqa: SLF001 - staging the library's own failure
+
+        async def never() -> None:
+            await net.sleep(3600)
+
+        hung._consumer._coordinator.poll = lambda timeout_ms=None: net.run(never)  # noqa: SLF001
+        raised: list[BaseException] = []
+
+        def poll() -> None:
+            try:
+                hung.poll(timeout_ms=200)
+            except BackendUnavailable as exc:
+                raised.append(exc)
+
+        polling = threading.Thread(target=poll, daemon=True)  # a failure must not hang the suite
+        polling.start()
+        polling.join(20)
+        assert not polling.is_alive(), "the hung poll was never cut off"
+        assert raised and "hung" in str(raised[0]), raised
+        hung.close()  # what the worker loop does next; closing twice is harmless
+
+        fresh = log.subscribe(topic, "g", "c1")
+        try:
+            assert sorted(numbers(drain(fresh, 9))) == list(range(9))
+        finally:
+            fresh.close()
+    finally:
+        log.close()

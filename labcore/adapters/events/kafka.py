@@ -24,6 +24,8 @@ Failing fast: every kafka-python client bootstraps eagerly in its constructor an
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -35,9 +37,11 @@ from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 from kafka.serializer import DefaultSerializer, JsonSerializer
 from kafka.structs import OffsetAndMetadata
 
-from labcore.adapters.events.base import EventLog, Subscription, partition_for
+from labcore.adapters.events.base import EventLog, Outgoing, Subscription, partition_for
 from labcore.domain import Record
 from labcore.errors import BackendUnavailable
+
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -55,13 +59,18 @@ def _kafka_errors(bootstrap: str, timeout_ms: int) -> Iterator[None]:
 class KafkaEventLog(EventLog):
     """The event-log port on Kafka: one topic with ``partitions`` partitions per lab topic."""
 
-    def __init__(self, bootstrap: str, partitions: int, bootstrap_timeout_ms: int = 5000) -> None:
-        """Connect now, so a missing broker fails here within ``bootstrap_timeout_ms``."""
+    def __init__(
+        self, bootstrap: str, partitions: int, bootstrap_timeout_ms: int = 5000, poll_stall_seconds: float = 30.0
+    ) -> None:
+        """Connect now, so a missing broker fails here within ``bootstrap_timeout_ms``.
+        ``poll_stall_seconds``: how long past its timeout a consumer's poll may hang before the
+        subscription is cut off (see ``KafkaSubscription``)."""
         if partitions < 1:
             raise ValueError("partitions must be >= 1")
         self._bootstrap = bootstrap
         self._partitions = partitions
         self._timeout_ms = bootstrap_timeout_ms
+        self._poll_stall_seconds = poll_stall_seconds
         self._known_topics: set[str] = set()
         with self._kafka_errors():
             # The producer first: unlike the admin client and the consumer, a producer whose
@@ -88,19 +97,30 @@ class KafkaEventLog(EventLog):
     def publish(
         self, topic: str, key: str, value: dict[str, Any], headers: dict[str, str] | None = None
     ) -> None:
-        self._ensure_topic(topic)
-        kafka_headers = [(name, text.encode()) for name, text in (headers or {}).items()]
+        self.publish_many([Outgoing(topic, key, value, headers or {})])
+
+    def publish_many(self, events: Sequence[Outgoing]) -> None:
+        """Send every event, then wait for the broker's acknowledgements: the producer batches them
+        per partition. Its idempotence (kafka-python's default) keeps each partition's order when a
+        batch is retried."""
+        for topic in {event.topic for event in events}:
+            self._ensure_topic(topic)
         with self._kafka_errors():
-            future = self._producer.send(
-                topic,
-                key=key,
-                value=value,
-                headers=kafka_headers,
-                partition=partition_for(key, self._partitions),
-            )
+            futures = [
+                self._producer.send(
+                    event.topic,
+                    key=event.key,
+                    value=event.value,
+                    headers=[(name, text.encode()) for name, text in event.headers.items()],
+                    partition=partition_for(event.key, self._partitions),
+                )
+                for event in events
+            ]
             # The same budget bounds the broker's acknowledgement: a broker that went away after
             # start-up surfaces as BackendUnavailable within seconds, not after two minutes.
-            future.get(timeout=self._timeout_ms / 1000)
+            deadline = time.monotonic() + self._timeout_ms / 1000
+            for future in futures:
+                future.get(timeout=max(0.0, deadline - time.monotonic()))
 
     def subscribe(self, topic: str, group: str, consumer: str) -> KafkaSubscription:
         self._ensure_topic(topic)
@@ -113,7 +133,7 @@ class KafkaEventLog(EventLog):
                 auto_offset_reset="earliest",
                 **self._consumer_config(),
             )
-        return KafkaSubscription(kafka_consumer, self._bootstrap, self._timeout_ms)
+        return KafkaSubscription(kafka_consumer, self._bootstrap, self._timeout_ms, self._poll_stall_seconds)
 
     def backlog(self, topic: str, group: str) -> int:
         """Per partition: the log-end offset minus the group's committed offset (its consumer lag).
@@ -203,20 +223,64 @@ class KafkaEventLog(EventLog):
 
 
 class KafkaSubscription(Subscription):
-    """One member of a Kafka consumer group; partitions are spread over members by rebalancing."""
+    """One member of a Kafka consumer group; partitions are spread over members by rebalancing.
 
-    def __init__(self, consumer: KafkaConsumer, bootstrap: str, timeout_ms: int) -> None:
+    A watchdog cuts off a ``poll`` that has not returned ``stall_seconds`` after its own timeout.
+    kafka-python 3.0.12 sometimes never does: right after a rebalance the member's call into its IO
+    thread waits for a coroutine that is never run (seen on the compose stack's embedding worker:
+    two of its three groups stuck for good, the broker removing them on heartbeat expiry). Closing
+    the consumer fails that pending call, ``poll`` raises ``BackendUnavailable``, and the worker
+    loop joins again with a new consumer; nothing was committed, so nothing is lost.
+    """
+
+    def __init__(self, consumer: KafkaConsumer, bootstrap: str, timeout_ms: int, stall_seconds: float = 30.0) -> None:
         self._consumer = consumer
         self._bootstrap = bootstrap
         self._timeout_ms = timeout_ms
+        self._stall_seconds = stall_seconds
+        self._poll_deadline: float | None = None  # when the poll in flight counts as stalled
+        self._stalled = False
+        self._closed = threading.Event()
+        self._watchdog = threading.Thread(target=self._watch, name=f"kafka-watchdog-{consumer.config['client_id']}", daemon=True)
+        self._watchdog.start()
 
     def _kafka_errors(self) -> AbstractContextManager[None]:
         return _kafka_errors(self._bootstrap, self._timeout_ms)
 
     def poll(self, max_records: int = 500, timeout_ms: int = 1000) -> list[Record]:
-        with self._kafka_errors():
-            batches = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        self._poll_deadline = time.monotonic() + timeout_ms / 1000 + self._stall_seconds
+        try:
+            with self._kafka_errors():
+                batches = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        except BackendUnavailable as exc:
+            if self._stalled:
+                raise self._stall_error() from exc
+            raise
+        finally:
+            self._poll_deadline = None
+        if self._stalled:  # the cut-off raced the poll's own return: rejoin all the same
+            raise self._stall_error()
         return [_to_record(raw) for tp in sorted(batches) for raw in batches[tp]]
+
+    def _stall_error(self) -> BackendUnavailable:
+        return BackendUnavailable(
+            "event-log", f"the Kafka client's poll hung for over {self._stall_seconds:g} s; rejoining the group"
+        )
+
+    def _watch(self) -> None:
+        while not self._closed.wait(1.0):
+            deadline = self._poll_deadline
+            if deadline is not None and time.monotonic() > deadline:
+                log.warning("%s: %s", self._consumer.config["client_id"], self._stall_error())
+                self._stalled = True
+                self._close_consumer()
+                return
+
+    def _close_consumer(self) -> None:
+        try:
+            self._consumer.close(autocommit=False, timeout_ms=self._timeout_ms)
+        except Exception:  # noqa: BLE001 - closing a broken client; the next subscribe starts afresh
+            log.debug("closing a Kafka consumer failed", exc_info=True)
 
     def ack(self, records: Sequence[Record]) -> None:
         """Commit, per partition, the offset after the highest acked record."""
@@ -237,6 +301,7 @@ class KafkaSubscription(Subscription):
 
     def close(self) -> None:
         """Leave the group without committing: unacked records go to the next owner."""
+        self._closed.set()
         self._consumer.close(autocommit=False)
 
 
