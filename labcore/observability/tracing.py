@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
@@ -34,8 +34,15 @@ from opentelemetry.sdk.trace.export import (
     SpanExportResult,
 )
 
-from labcore.domain import Record
 from labcore.settings import Settings
+
+
+class Carrier(Protocol):
+    """What carries a trace context between processes: an event's ``headers``."""
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
 
 # Record headers that carry the trace context (W3C Trace Context).
 TRACE_HEADERS = ("traceparent", "tracestate")
@@ -194,10 +201,11 @@ def recent_spans() -> RecentSpans | None:
 
 
 # --- context across process boundaries ------------------------------------------------------------
-def inject(headers: Mapping[str, str] | None = None) -> dict[str, str]:
-    """``headers`` plus the current span's context (``traceparent``), for an event or HTTP call."""
+def inject(headers: Mapping[str, str] | None = None, span: trace.Span | None = None) -> dict[str, str]:
+    """``headers`` plus the context (``traceparent``) of ``span`` (default: the current span), for
+    an event or HTTP call."""
     carrier = dict(headers or {})
-    propagate.inject(carrier)
+    propagate.inject(carrier, context=trace.set_span_in_context(span) if span is not None else None)
     return carrier
 
 
@@ -214,9 +222,10 @@ def trace_id_of(span: trace.Span | None = None) -> str | None:
 
 @contextmanager
 def continue_each(
-    tracer: trace.Tracer, name: str, records: Sequence[Record], **attributes: Any
+    tracer: trace.Tracer, name: str, records: Sequence[Carrier], **attributes: Any
 ) -> Iterator[list[trace.Span]]:
-    """One span per record, each continuing that record's trace, all open while a batch is handled.
+    """One span per record (anything with ``headers``: a consumed ``Record``, an outbox row), each
+    continuing that record's trace, all open while a batch is handled.
 
     For work done on a whole batch at once (one model call for 128 posts): every post's trace shows
     the batch's duration, with ``batch_size`` saying it was shared.

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from opentelemetry import trace
 
-from labcore.adapters.events.base import EventLog
+from labcore.adapters.events.base import EventLog, Outgoing
 from labcore.adapters.sql.store import SqlStore
 from labcore.errors import LabError
 from labcore.observability import metrics, tracing
@@ -37,24 +37,26 @@ class OutboxRelay:
         self.wakeup.set()
 
     def publish_pending(self) -> int:
-        """Publish one batch; returns how many rows went out."""
+        """Publish one batch in one round trip to the log; returns how many rows went out."""
         pending = self.store.outbox_pending(self.batch_size)
-        done: list[int] = []
-        try:
-            for entry in pending:
-                # The publish joins the trace of the request that wrote the row, and the consumers
-                # continue from it: the record carries this span's context onwards.
-                with tracer.start_as_current_span(
-                    "outbox.publish", context=tracing.extract(entry.headers), attributes={"topic": entry.topic}
-                ):
-                    self.events.publish(entry.topic, entry.key, entry.payload, tracing.inject(entry.headers))
-                done.append(entry.id)  # type: ignore[arg-type]
-                metrics.OUTBOX_PUBLISHED.labels(entry.topic).inc()
-        finally:
-            # Mark what did go out even if a later publish failed, so it is not sent twice.
-            self.store.outbox_mark_published(done)
-        self.published += len(done)
-        return len(done)
+        if not pending:
+            return 0
+        # Each publish joins the trace of the request that wrote its row, and the consumers continue
+        # from it: the record carries its span's context onwards. The spans share the batch's time.
+        with tracing.continue_each(tracer, "outbox.publish", pending) as spans:
+            self.events.publish_many(
+                [
+                    Outgoing(entry.topic, entry.key, entry.payload, tracing.inject(entry.headers, span))
+                    for entry, span in zip(pending, spans, strict=True)
+                ]
+            )
+        # All or nothing as far as we know: after an error every row stays pending and goes out
+        # again (at least once; consumers are idempotent).
+        self.store.outbox_mark_published([entry.id for entry in pending])  # type: ignore[misc]
+        for entry in pending:
+            metrics.OUTBOX_PUBLISHED.labels(entry.topic).inc()
+        self.published += len(pending)
+        return len(pending)
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():

@@ -11,9 +11,20 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from labcore.domain import Record
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One event to append: what ``publish`` takes as arguments, for ``publish_many``."""
+
+    topic: str
+    key: str
+    value: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class Subscription(ABC):
@@ -37,6 +48,15 @@ class EventLog(ABC):
         self, topic: str, key: str, value: dict[str, Any], headers: dict[str, str] | None = None
     ) -> None:
         """Append one event; returns once the log has accepted it durably."""
+
+    def publish_many(self, events: Sequence[Outgoing]) -> None:
+        """Append ``events`` in order; returns once the log has accepted every one. On an error some
+        may have been appended (the caller publishes them again: delivery is at least once).
+
+        This default publishes one by one; a backend overrides it to pay one round trip per batch
+        (the outbox relay drains a seeded world's hundreds of thousands of events through it)."""
+        for event in events:
+            self.publish(event.topic, event.key, event.value, event.headers)
 
     @abstractmethod
     def subscribe(self, topic: str, group: str, consumer: str) -> Subscription:
