@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from labcore.adapters.events.base import EventLog
+from labcore.adapters.events.base import EventLog, Outgoing
 from labcore.domain import TOPIC_IMPRESSIONS, ImpressionLogged
 from labcore.errors import BackendUnavailable, InvalidInput
 
@@ -69,6 +69,5 @@ def record_impressions(
         recent.record(impressions, now=seen_at)
     except BackendUnavailable as exc:
         log.warning("recent impressions of %s not cached in Redis: %s", user_id, exc)
-    for impression in impressions:
-        events.publish(TOPIC_IMPRESSIONS, impression.key, impression.to_dict())
+    events.publish_many([Outgoing(TOPIC_IMPRESSIONS, i.key, i.to_dict()) for i in impressions])  # one round trip
     return len(impressions)

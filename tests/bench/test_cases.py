@@ -80,3 +80,16 @@ def test_feedlab_bench_runs_a_case_and_writes_both_reports(tmp_path: Path) -> No
     report = json.loads(js.read_text())
     assert [c["name"] for c in report["cases"]] == ["recall"] and report["quick"] is True
     assert "7 · Discovery quality" in md.read_text()
+
+
+def test_outbox_relay_script_drains_every_event_both_ways_and_prints_a_ratio() -> None:
+    import re
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "bench.outbox_relay", "--events", "600", "--batch-size", "100"],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("600 events in") == 2, done.stdout  # it asserts every event reached a stream
+    ratio = re.search(r"ratio \(pipelined / one by one\): ([0-9.]+)", done.stdout)
+    assert ratio and float(ratio.group(1)) > 0, done.stdout
