@@ -27,6 +27,12 @@ from tests.conftest import MYSQL_URL, REQUIRE_SERVERS
 from tests.engines.compose_stack import ComposeStack
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``breaks_stack`` (a SIGKILLed worker, a restarted broker) run last, so every
+    other test meets the wired stack as ``up`` left it, whatever the files are called."""
+    items.sort(key=lambda item: item.get_closest_marker("breaks_stack") is not None)
+
+
 def unavailable(what: str, exc: BaseException | str) -> None:
     message = f"{what} could not start: {exc}"
     if REQUIRE_SERVERS:

@@ -5,7 +5,7 @@ run) share group ``fanout``: the broker splits the partitions between them. One 
 middle of 2,000 posts and started again; then the broker itself is stopped and restarted while posts
 keep coming. Every mailbox ends exact: each post of each followed author once, none lost. The posts are
 written through the write path with the API's own settings, and the API's outbox relay publishes them.
-Runs after ``test_wired_stack`` (pytest's file order): it kills parts of the shared stack.
+Marked ``breaks_stack``: it kills parts of the shared stack, so it runs after every other wired test.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from tests.integration.test_fanout_no_loss import delivered
 
 AUTHORS, READERS, POSTS = 50, 150, 2000
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.breaks_stack]
 
 
 def group_assignment(bootstrap: str, group: str) -> dict[str, set[int]]:

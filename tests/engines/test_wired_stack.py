@@ -12,6 +12,7 @@ import json
 import re
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -21,7 +22,7 @@ import redis
 
 from labcore.adapters.impressions.redis_recent import seen_key
 from tests.e2e.test_walkthrough import walkthrough_script
-from tests.engines.compose_stack import ComposeStack
+from tests.engines.compose_stack import INIT_JOBS, ComposeStack
 from tests.helpers import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,10 +87,27 @@ def test_a_seen_post_leaves_the_feed_answered_by_pinot(wired_stack: ComposeStack
     assert pinot_answered, "Pinot never reported the impression (the Kafka -> Pinot ingestion is broken)"
 
 
-def test_a_posts_trace_is_read_back_from_jaeger(api: httpx.Client) -> None:
+def not_ready_detail(stack: ComposeStack, api: httpx.Client) -> Callable[[], str]:
+    """What to look at when the world never catches up: the last health report (each group's
+    backlog), which services have exited, and the workers' log tails."""
+
+    def detail() -> str:
+        health = api.get("/health").text
+        exited = {name: proc.popen.returncode for name, proc in stack.processes.items()
+                  if proc.popen is not None and proc.popen.poll() is not None and name not in INIT_JOBS}  # fmt: skip
+        tails = "\n".join(f"--- {name}.log\n{stack.processes[name].tail(3000)}"
+                          for name in ("embedding-worker", "fanout-worker", "api") if name in stack.processes)  # fmt: skip
+        return f"/health: {health}\nexited services: {exited or 'none'}\n{tails}"
+
+    return detail
+
+
+def test_a_posts_trace_is_read_back_from_jaeger(wired_stack: ComposeStack, api: httpx.Client) -> None:
     # The seed job's world is still being embedded after start-up: a new post's embedding span waits
-    # behind that backlog, which is the readiness report's business, not the trace's.
-    wait_for(lambda: api.get("/health").json().get("ready"), "the seeded world is caught up", timeout=900, every=2)
+    # behind that backlog, which is the readiness report's business, not the trace's. (The tiny world
+    # is ready within a minute or two of `up`.)
+    wait_for(lambda: api.get("/health").json().get("ready"), "the seeded world is caught up", timeout=600, every=2,
+             detail=not_ready_detail(wired_stack, api))  # fmt: skip
     author, reader = new_user(api, "traced_author"), new_user(api, "traced_reader")
     api.post("/users/follow", json={"follower_id": reader, "followee_id": author}).raise_for_status()
     response = api.post("/posts/", json={"user_id": author, "content": "A traced post about long fermentation."})
