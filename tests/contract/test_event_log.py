@@ -392,3 +392,34 @@ def test_a_hung_kafka_poll_is_cut_off_and_a_new_member_gets_the_records(request:
             fresh.close()
     finally:
         log.close()
+
+
+def test_a_kafka_member_the_group_dropped_rejoins_and_an_idle_member_stays(request: pytest.FixtureRequest) -> None:
+    """The hang's second face: polls return, empty, from a member whose join never completed and
+    whom the coordinator dropped. After ``stall_seconds`` without partitions the subscription asks
+    the coordinator; a member it lists stays (an idle member of an over-provisioned group), one it
+    does not list raises ``BackendUnavailable`` so the worker loop joins again."""
+    from labcore.adapters.events.kafka import KafkaEventLog
+
+    bootstrap = KAFKA_BOOTSTRAP or request.getfixturevalue("engines").get("kafka").bootstrap
+    topic = f"test-{uuid.uuid4().hex[:8]}"
+    log = KafkaEventLog(bootstrap, PARTITIONS, poll_stall_seconds=1.0)
+    subscription = log.subscribe(topic, "g", "c1")
+    try:
+        deadline = time.monotonic() + 30
+        while not subscription.assigned_partitions() and time.monotonic() < deadline:
+            subscription.poll(timeout_ms=200)
+        assert subscription.assigned_partitions(), "the member never joined"
+        assert log._has_member("g", "c1") and not log._has_member("g", "c2")  # noqa: SLF001 - the coordinator's answer
+
+        subscription._consumer.assignment = set  # noqa: SLF001 - stage "holds no partitions"
+        idle_until = time.monotonic() + 3
+        while time.monotonic() < idle_until:  # listed by the coordinator: an idle member stays
+            assert subscription.poll(timeout_ms=200) == []
+        subscription._is_member = lambda: log._has_member("g", "c2")  # noqa: SLF001 - "dropped": not listed
+        with pytest.raises(BackendUnavailable, match="no longer counts it as a member"):
+            while time.monotonic() < idle_until + 5:
+                subscription.poll(timeout_ms=200)
+    finally:
+        subscription.close()
+        log.close()

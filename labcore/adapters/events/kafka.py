@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
@@ -133,7 +133,24 @@ class KafkaEventLog(EventLog):
                 auto_offset_reset="earliest",
                 **self._consumer_config(),
             )
-        return KafkaSubscription(kafka_consumer, self._bootstrap, self._timeout_ms, self._poll_stall_seconds)
+        return KafkaSubscription(
+            kafka_consumer,
+            self._bootstrap,
+            self._timeout_ms,
+            self._poll_stall_seconds,
+            is_member=lambda: self._has_member(group, consumer),
+        )
+
+    def _has_member(self, group: str, client_id: str) -> bool:
+        """Whether the group's coordinator lists a member with this client id (True when it cannot
+        be asked: only a definite "no" makes a subscription rejoin)."""
+        try:
+            with self._kafka_errors():
+                described = self._admin.describe_groups([group])
+        except BackendUnavailable:
+            return True
+        groups = described.values() if isinstance(described, dict) else described
+        return any(member.get("client_id") == client_id for info in groups for member in info.get("members", []))
 
     def backlog(self, topic: str, group: str) -> int:
         """Per partition: the log-end offset minus the group's committed offset (its consumer lag).
@@ -231,10 +248,25 @@ class KafkaSubscription(Subscription):
     two of its three groups stuck for good, the broker removing them on heartbeat expiry). Closing
     the consumer fails that pending call, ``poll`` raises ``BackendUnavailable``, and the worker
     loop joins again with a new consumer; nothing was committed, so nothing is lost.
+
+    The same bug has a second face: ``poll`` keeps returning, empty, but the member never applied
+    its assignment and the coordinator dropped it on heartbeat expiry (seen in CI on the embedding
+    group). A member that has held no partitions for ``stall_seconds`` asks the coordinator
+    (``is_member``) whether it still counts; if not, ``poll`` raises the same way. An idle member of
+    a group with more members than partitions is still a member, so it stays.
     """
 
-    def __init__(self, consumer: KafkaConsumer, bootstrap: str, timeout_ms: int, stall_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        consumer: KafkaConsumer,
+        bootstrap: str,
+        timeout_ms: int,
+        stall_seconds: float = 30.0,
+        is_member: Callable[[], bool] = lambda: True,
+    ) -> None:
         self._consumer = consumer
+        self._is_member = is_member
+        self._unassigned_since: float | None = None
         self._bootstrap = bootstrap
         self._timeout_ms = timeout_ms
         self._stall_seconds = stall_seconds
@@ -260,7 +292,26 @@ class KafkaSubscription(Subscription):
             self._poll_deadline = None
         if self._stalled:  # the cut-off raced the poll's own return: rejoin all the same
             raise self._stall_error()
+        self._check_membership()
         return [_to_record(raw) for tp in sorted(batches) for raw in batches[tp]]
+
+    def _check_membership(self) -> None:
+        """Raise if this member has held no partitions for ``stall_seconds`` and the coordinator no
+        longer counts it (asked at most once per ``stall_seconds``)."""
+        if self._consumer.assignment():
+            self._unassigned_since = None
+            return
+        now = time.monotonic()
+        if self._unassigned_since is None:
+            self._unassigned_since = now
+        elif now - self._unassigned_since > self._stall_seconds:
+            self._unassigned_since = now
+            if not self._is_member():
+                raise BackendUnavailable(
+                    "event-log",
+                    f"{self._consumer.config['client_id']} holds no partitions and its group no longer"
+                    " counts it as a member (a join that never completed); rejoining the group",
+                )
 
     def _stall_error(self) -> BackendUnavailable:
         return BackendUnavailable(
