@@ -44,6 +44,8 @@ class OutboxRelay:
         # Each publish joins the trace of the request that wrote its row, and the consumers continue
         # from it: the record carries its span's context onwards. The spans share the batch's time.
         with tracing.continue_each(tracer, "outbox.publish", pending) as spans:
+            for entry, span in zip(pending, spans, strict=True):
+                span.set_attribute("topic", entry.topic)
             self.events.publish_many(
                 [
                     Outgoing(entry.topic, entry.key, entry.payload, tracing.inject(entry.headers, span))

@@ -26,6 +26,7 @@ def test_one_posts_trace_runs_from_the_api_through_the_outbox_into_both_workers(
         assert named["create_post"]["parent_id"] == named["POST /posts/"]["span_id"]
         assert named["create_post"]["attributes"]["post_id"] == post["post_id"]
         assert named["outbox.publish"]["parent_id"] == named["create_post"]["span_id"]
+        assert named["outbox.publish"]["attributes"]["topic"] == "new-posts"
         assert named["fanout.deliver"]["parent_id"] == named["outbox.publish"]["span_id"]
         assert named["fanout.deliver"]["attributes"]["mailboxes"] == 1
         assert named["embedding.embed_post"]["parent_id"] == named["outbox.publish"]["span_id"]
