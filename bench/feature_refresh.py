@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -31,7 +30,7 @@ def main() -> None:
     from labcore.adapters.sql.feature_rows import affinity_rows, user_stats_rows
     from labcore.adapters.sql.schema import follows
     from labcore.adapters.sql.store import make_engine
-    from labcore.engines.process import free_port
+    from labcore.engines.redis import EmbeddedRedis
     from labcore.features.cache import RedisFeatureCache
     from labcore.features.history import FeatureHistory
     from labcore.features.repo import offline_data_dir, open_store
@@ -42,14 +41,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="feature-refresh-"))
     data_dir = work / "data"
     shutil.copytree(args.data_dir, data_dir, ignore=shutil.ignore_patterns("seaweedfs", "engines", "redis", "*.log"))
-    port = free_port()
-    server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(work)],
-        stdout=subprocess.DEVNULL,
-    )
+    server = EmbeddedRedis(work / "redis", appendonly=False)
     try:
-        time.sleep(0.5)
-        url = f"redis://127.0.0.1:{port}/0"
+        url = server.start().url
         settings = Settings(data_dir=data_dir, redis_url=url, sql_url=f"sqlite:///{data_dir / 'feed.db'}")
         engine = make_engine(settings.sql_url)
         with engine.connect() as conn:
@@ -78,8 +72,7 @@ def main() -> None:
                 flush=True,
             )
     finally:
-        server.terminate()
-        server.wait()
+        server.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
@@ -35,7 +34,7 @@ def main() -> None:
     from labcore.adapters.events.redis_streams import RedisStreamsEventLog
     from labcore.adapters.sql.store import OutboxEntry, SqlStore, make_engine
     from labcore.domain import TOPIC_ENGAGEMENTS, TOPIC_NEW_POSTS
-    from labcore.engines.process import free_port
+    from labcore.engines.redis import EmbeddedRedis
     from labcore.observability import tracing
     from labcore.settings import Settings
     from labcore.write.outbox import OutboxRelay
@@ -47,33 +46,23 @@ def main() -> None:
             EventLog.publish_many(self, events)
 
     work = Path(tempfile.mkdtemp(prefix="outbox-relay-"))
-    port = free_port()
-    server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        cwd=work,
-    )
+    server = EmbeddedRedis(work / "redis", appendonly=False)
     tracing.setup_tracing(Settings(data_dir=work), "bench-outbox")  # the runtime's spans, kept in memory
     tracer = trace.get_tracer(__name__)
+    entries = []  # the same rows for both runs
+    for n in range(args.events):
+        with tracer.start_as_current_span("write"):
+            headers = tracing.inject()
+        topic, key = (TOPIC_NEW_POSTS, f"author-{n % 997}") if n % 3 == 0 else (TOPIC_ENGAGEMENTS, f"user-{n % 1999}")
+        entries.append(OutboxEntry(topic, key, {"n": n, "post_id": f"post-{n}", "user_id": key}, headers))
     try:
-        client = redis.Redis(port=port, decode_responses=True)
-        for _ in range(50):
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.1)
+        server.start()
+        client = redis.Redis.from_url(server.url, decode_responses=True)
         rates: dict[str, float] = {}
         for name, log_class in (("one XADD per event (baseline)", OneByOne), ("pipelined batch (product)", RedisStreamsEventLog)):
             client.flushall()
             store = SqlStore(make_engine(f"sqlite:///{work / (log_class.__name__ + '.db')}"))
             store.create_schema()
-            entries = []
-            for n in range(args.events):
-                with tracer.start_as_current_span("write"):
-                    headers = tracing.inject()
-                topic, key = (TOPIC_NEW_POSTS, f"author-{n % 997}") if n % 3 == 0 else (TOPIC_ENGAGEMENTS, f"user-{n % 1999}")
-                entries.append(OutboxEntry(topic, key, {"n": n, "post_id": f"post-{n}", "user_id": key}, headers))
             with store.engine.begin() as conn:
                 for i in range(0, len(entries), 5000):
                     store._enqueue(conn, entries[i : i + 5000])
@@ -91,10 +80,8 @@ def main() -> None:
         baseline, product = rates.values()
         print(f"ratio (pipelined / one by one): {product / baseline:.2f}")
     finally:
-        server.terminate()
-        server.wait()
+        server.stop()
         shutil.rmtree(work, ignore_errors=True)
-
 
 if __name__ == "__main__":
     main()
