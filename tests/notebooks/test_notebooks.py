@@ -42,6 +42,20 @@ def test_notebook_names_the_source_it_demonstrates(notebook: Path) -> None:
     assert links and all(link.startswith("../") and (notebook.parent / link).resolve().is_file() for link in links), links
 
 
+# A repository path a lesson's text names in backticks, e.g. `labcore/lab/simulator.py`.
+REPO_PATH = re.compile(r"`((?:labcore|services|tools|bench|exercises|docs|notebooks|tests)/[\w./-]+)`")
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_path_the_text_names_exists(notebook: Path) -> None:
+    """A learner told "the ground truth is in `x.py`" opens x.py: every path a markdown cell names in
+    backticks must exist (modules move; the Source line's links are checked above)."""
+    cells = json.loads(notebook.read_text())["cells"]
+    named = {m for c in cells if c["cell_type"] == "markdown" for m in REPO_PATH.findall("".join(c["source"]))}
+    missing = sorted(path for path in named if not (ROOT / path.rstrip("/.")).exists())
+    assert not missing, f"{notebook.name} names paths that do not exist: {missing}"
+
+
 def test_feedlab_check_runs_the_whole_course(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "labcore.lab.cli", "check", "--out", str(tmp_path)],
