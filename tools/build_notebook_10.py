@@ -70,7 +70,7 @@ count. `formula-v1` guessed the opposite order (0.35 recency, 0.25 engagement, 0
 topic), so it captures their taste only in part. Every term is visible to the ranker through a
 feature — `topic_similarity`, `affinity_score`, `created_at`, `like_count` — so a model *can* learn
 the real weights from the logs; whether it does is what this notebook measures. (The ground truth is
-in `labcore/simulator.py`; change it and see what the model picks up.) All of it is seeded: the same
+in `labcore/lab/simulator.py`; change it and see what the model picks up.) All of it is seeded: the same
 world and seed give the same run."""),
     code('''reader = sorted(sim.tastes)[0]
 taste_chart(sim.tastes[reader])'''),
