@@ -117,7 +117,7 @@ class LabClient:
         return self._call("GET", f"/traces/{trace_id}")
 
     def metrics(self) -> str:
-        """The API process's ``/metrics`` in Prometheus text format (parse with ``labcore.metrics_view``)."""
+        """The API process's ``/metrics`` in Prometheus text format (parse with ``labcore.widgets.observability.parse_metrics``)."""
         response = self.api.get("/metrics")
         response.raise_for_status()
         return response.text

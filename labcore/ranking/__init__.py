@@ -7,4 +7,32 @@
 ``learned/``  a learned ranker: dataset, training, evaluation, the registry
 
 The ranking service itself is a deployable: ``services/ranking``.
+
+Until issue #15 ``labcore.ranking`` was one module; its names are still importable from
+here (``from labcore.ranking import formula_v1, get_model``). Both submodules need nothing beyond
+the standard library, and ``models`` loads the learned registry only when asked for a learned version.
 """
+
+from labcore.ranking.formula import (
+    RECENCY_HALF_LIFE_HOURS,
+    WEIGHTS,
+    Candidate,
+    formula_terms,
+    formula_v1,
+    jitter,
+    recency,
+)
+from labcore.ranking.models import MODELS, Model, get_model
+
+__all__ = [
+    "MODELS",
+    "RECENCY_HALF_LIFE_HOURS",
+    "WEIGHTS",
+    "Candidate",
+    "Model",
+    "formula_terms",
+    "formula_v1",
+    "get_model",
+    "jitter",
+    "recency",
+]

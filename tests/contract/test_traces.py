@@ -1,6 +1,6 @@
 """The Jaeger trace reader against a real Jaeger (the session's ``labcore.engines`` Jaeger v2).
 
-Spans are made by our own tracer providers (``labcore.tracing.build_provider``) in two "services",
+Spans are made by our own tracer providers (``labcore.observability.tracing.build_provider``) in two "services",
 the context carried across like an event header carries it, and exported over OTLP/HTTP. Reading the
 trace back through ``JaegerTraces`` must give what the in-memory buffer holds for the same spans —
 the two readers ``GET /traces`` switches between.

@@ -10,6 +10,7 @@ never import the lab tooling (``labcore.lab`` runs and teaches the lab; the prod
 from __future__ import annotations
 
 import ast
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -152,6 +153,52 @@ def test_importing_labcore_loads_no_model_and_no_vendor_engine() -> None:
         "heavy = [m for m in ('torch', 'sentence_transformers', 'feast', 'kafka', 'pinotdb', 'qdrant_client', 'duckdb')"
         " if m in sys.modules]\n"
         "print(heavy)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+# What labcore/features.py and labcore/ranking.py offered before each became a package (issue #15):
+# a package that replaces a module keeps that module's names importable, so a notebook cell or a
+# .env line written against the old module (FEEDLAB_AFFINITY=labcore.features:affinity_score) works.
+# Names that left the package are not here: the SQL row builders (labcore.adapters.sql.feature_rows)
+# and FeatureRefresh (labcore.workers.features).
+REPLACED_MODULES = {
+    "labcore.features": [
+        "AFFINITY_FEATURES", "AFFINITY_SCALE", "AFFINITY_SCHEMA", "AFFINITY_SERVICE", "AuthorAffinity",
+        "EmbeddingsFor", "FOLLOW_EVIDENCE", "FeastServerFeatures", "FeatureRow", "FeatureServerThread",
+        "FeatureSource", "FeatureWriter", "MaterializeReport", "POST_FEATURES", "POST_SCALARS",
+        "POST_STATS_SCHEMA", "PostStats", "RANKING_SERVICE", "RANKING_WITHOUT_EMBEDDING", "RankingFeatures",
+        "RedisFeatureCache", "TS_FIELD", "USER_FEATURES", "USER_STATS_SCHEMA", "UserStats", "VIEWS",
+        "affinity_key", "affinity_score", "feature_server_app", "materialize", "post_key", "user_key",
+    ],
+    "labcore.ranking": [
+        "MODELS", "Model", "RECENCY_HALF_LIFE_HOURS", "WEIGHTS", "Candidate", "formula_terms", "formula_v1",
+        "get_model", "jitter", "recency",
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("package", sorted(REPLACED_MODULES))
+def test_a_package_that_replaced_a_module_still_offers_its_names(package: str) -> None:
+    module = importlib.import_module(package)
+    missing = [name for name in REPLACED_MODULES[package] if not hasattr(module, name)]
+    assert missing == []
+    assert set(REPLACED_MODULES[package]) <= set(module.__all__) <= set(dir(module))
+
+
+def test_the_old_extension_point_default_still_resolves() -> None:
+    from labcore.extensions import resolve
+    from labcore.features.base import affinity_score
+
+    assert resolve("labcore.features:affinity_score") is affinity_score
+
+
+def test_the_features_package_loads_feast_only_when_asked() -> None:
+    """Its re-exports are lazy: the feed imports ``labcore.features.base`` without Feast or FastAPI."""
+    code = (
+        "import sys, labcore.features.base, labcore.ranking\n"
+        "print([m for m in ('feast', 'fastapi', 'pyarrow') if m in sys.modules])"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert result.stdout.strip() == "[]"
