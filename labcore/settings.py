@@ -201,7 +201,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
     public_api_url: str | None = Field(
-        default=None, description="Base URL clients use for the API (signed media URLs point here)."
+        default=None, description="Base URL clients use for the API (media URLs point at s3_public_endpoint)."
     )
 
     # --- Telemetry -------------------------------------------------------------------------------
@@ -260,7 +260,7 @@ class Settings(BaseSettings):
         return self.event_log or ("kafka" if self.profile == "compose" else "redis")
 
     def resolved_vector_url(self) -> str | None:
-        """Qdrant server URL, or None for local mode (embedded)."""
+        """Qdrant server URL, or None for Qdrant Edge in-process (embedded)."""
         if self.vector_url:
             return self.vector_url
         return "http://qdrant:6333" if self.profile == "compose" else None

@@ -74,15 +74,18 @@ def sample_png(size: int = 64, seed: int = 0) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(rows))) + chunk(b"IEND", b"")
 
 
-# Query parameters that carry the signature: the lab's local signer, and S3/MinIO presigning.
+# Query parameters that carry the signature: S3 presigning (both profiles), and ``signature`` of the
+# HMAC-signed ``/media/`` URLs the embedded profile served before it ran an S3 server.
 _SIGNATURE_PARAMS = ("signature", "X-Amz-Signature")
 
 
 def signed_url_parts(url: str, now: float | None = None) -> dict[str, Any]:
     """What a presigned media URL is made of: the object key, when it expires, its signature.
 
-    Understands both profiles: the embedded ``/media/<key>?expires=<epoch>&signature=<hmac>`` and S3's
-    ``/<bucket>/<key>?X-Amz-Date=...&X-Amz-Expires=<seconds>&X-Amz-Signature=...``.
+    Both profiles presign with S3 (SeaweedFS): ``/<bucket>/<key>?X-Amz-Date=...&X-Amz-Expires=<seconds>
+    &X-Amz-Signature=...``. URLs with an ``expires=<epoch>`` parameter — ``labcore.testing``'s in-memory
+    media, and the ``/media/<key>?expires=..&signature=<hmac>`` the embedded profile served before it
+    ran an S3 server — are read too.
     """
     parts = urlsplit(url)
     query = dict(parse_qsl(parts.query))

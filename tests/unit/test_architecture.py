@@ -202,3 +202,20 @@ def test_the_features_package_loads_feast_only_when_asked() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_qdrant_local_mode_is_gone_from_the_product_and_the_course() -> None:
+    """Issue #16 retired qdrant-client's local mode: the embedded profile runs Qdrant's own engine
+    (``qdrant_edge``). No product code opens it, and no lesson, doc or docstring still tells a learner
+    that the embedded stack runs it (only ``tests/engines/qdrant_standin.py``, a test double, uses it)."""
+    places = [PACKAGE, ROOT / "services", ROOT / "bench", ROOT / "exercises", ROOT / "notebooks", ROOT / "docs"]
+    files = [ROOT / "README.md"] + [
+        p for place in places for p in sorted(place.rglob("*")) if p.suffix in {".py", ".md", ".ipynb"}
+    ]
+    said = [
+        f"{p.relative_to(ROOT)}:{n}"
+        for p in files
+        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if "local mode" in line.lower() or "QdrantClient(path" in line or 'QdrantClient(":memory:"' in line
+    ]
+    assert not said, f"Qdrant local mode is still used or described at: {said}"
