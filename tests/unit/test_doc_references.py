@@ -2,7 +2,8 @@
 
 The house move (issue #15) renamed most modules; notebooks, exercise READMEs, docs and docstrings name
 them so a learner can open the source. A name that no longer resolves sends the learner nowhere — and
-nothing else fails when it goes stale (only each notebook's title links are checked elsewhere).
+nothing else fails when it goes stale. (tests/notebooks/test_notebooks.py checks the other side: every
+repository path a notebook's markdown names in backticks, labcore or not, exists.)
 """
 
 from __future__ import annotations
