@@ -4,8 +4,9 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# torch goes in first so sentence-transformers finds it and never pulls a CUDA build.
-# Off this machine, point pip at the CPU wheels: make TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+# torch goes in first, pinned, so sentence-transformers finds it instead of resolving its own.
+# On Linux x86-64 PyPI's torch 2.13.0 is a CUDA build (several GB; it runs on the CPU, and it is what CI
+# installs). For the small CPU-only wheel: make TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
 TORCH_PIP_ARGS ?=
 WORLD ?= small
 PYTEST_ARGS ?=
