@@ -26,14 +26,11 @@ from collections.abc import Callable
 
 import numpy as np
 import redis
-import sqlalchemy as sa
 
 from labcore.adapters.redis.mailboxes import redis_errors
-from labcore.adapters.sql.schema import posts
 from labcore.adapters.sql.store import SqlStore
 from labcore.adapters.vectors.base import VectorStore
 from labcore.embeddings import normalize
-from labcore.errors import BackendUnavailable
 
 # Cold start averages this many posts: enough to smooth out one odd post, recent enough to matter.
 COLD_START_POSTS = 50
@@ -65,12 +62,7 @@ def ema_step(current: np.ndarray | None, liked: np.ndarray, rate: float) -> np.n
 
 def popular_post_ids(store: SqlStore, limit: int) -> list[str]:
     """The most liked posts overall (newest first among equals): the cold start of last resort."""
-    query = sa.select(posts.c.id).order_by(posts.c.like_count.desc(), posts.c.created_at.desc()).limit(limit)
-    try:
-        with store.engine.connect() as conn:
-            return list(conn.scalars(query))
-    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
-        raise BackendUnavailable("sql", str(exc.orig or exc)) from exc
+    return store.most_liked_post_ids(limit)
 
 
 def followed_post_ids(store: SqlStore, user_id: str, limit: int) -> list[str]:

@@ -116,7 +116,7 @@ def build_dataset(lab: LabClient, impressions: pd.DataFrame, window: timedelta =
 
     feast_dir = data_dir(lab) / "feast"
     compact_history(feast_dir)
-    return training_rows(open_training_store(feast_dir), lab.store.engine, impressions, window=window)
+    return training_rows(open_training_store(feast_dir), lab.store, impressions, window=window)
 
 
 def register(lab: LabClient, result: TrainingResult, version: str | None = None) -> tuple[str, Path]:

@@ -31,7 +31,7 @@ from labcore.engines.process import free_port
 from labcore.errors import BackendUnavailable
 from labcore.testing import MemoryImpressions
 from tests.conftest import _unreachable as unreachable
-from tests.helpers import once_across_redis_servers
+from tests.helpers import once_across_redis_servers, wait_for
 
 PINOT_URL = os.environ.get("FEEDLAB_TEST_PINOT_URL")
 KAFKA_BOOTSTRAP = os.environ.get("FEEDLAB_TEST_KAFKA_BOOTSTRAP")
@@ -73,12 +73,10 @@ def pinot_backend(broker_url: str, bootstrap: str) -> Backend:
         expected: dict[str, set[str]] = {}
         for impression in impressions:
             expected.setdefault(impression.user_id, set()).add(impression.post_id)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if all(posts <= store.seen_since(user, 0) for user, posts in expected.items()):
-                return
-            time.sleep(0.2)
-        pytest.fail("Pinot did not serve the published impressions within 30 s")
+        wait_for(
+            lambda: all(posts <= store.seen_since(user, 0) for user, posts in expected.items()),
+            "Pinot serves the published impressions", timeout=30,
+        )  # fmt: skip
 
     def close() -> None:
         events.close()

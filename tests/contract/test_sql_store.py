@@ -187,6 +187,23 @@ def test_add_posts_commits_all_or_nothing(store: SqlStore) -> None:
     assert store.counts()["posts"] == 2 and len(store.outbox_pending()) == 2
 
 
+def test_the_training_reads_likes_and_authors_and_the_cold_start_reads_the_most_liked(store: SqlStore) -> None:
+    alice, bob, carol = _users(store, "alice", "bob", "carol")
+    store.add_post(_post(alice, "p1", minutes_ago=2), [])
+    store.add_post(_post(bob, "p2", minutes_ago=1), [])
+    store.add_post(_post(bob, "p3"), [])
+    for user, post in [(bob, "p1"), (carol, "p1"), (carol, "p2")]:
+        store.like(user, post, [])
+    likes = store.likes_of()
+    assert sorted((user, post) for user, post, _ in likes) == [(bob, "p1"), (carol, "p1"), (carol, "p2")]
+    assert all(isinstance(at, datetime) for _, _, at in likes)
+    assert sorted(post for _, post, _ in store.likes_of([carol, carol])) == ["p1", "p2"]
+    assert store.likes_of([alice]) == []
+    assert store.authors_of(["p2", "gone", "p1", "p2"]) == {"p1": alice, "p2": bob}  # gone: absent, not an error
+    assert store.most_liked_post_ids(2) == ["p1", "p2"]  # 2 likes, then 1; p3 (0) is past the limit
+    assert store.most_liked_post_ids(10) == ["p1", "p2", "p3"]
+
+
 def test_like_is_idempotent_and_emits_one_event(store: SqlStore) -> None:
     alice, bob = _users(store, "alice", "bob")
     store.add_post(_post(alice, "p1"), [])

@@ -8,7 +8,6 @@ the two readers ``GET /traces`` switches between.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -23,6 +22,7 @@ from labcore.observability.tracing import (
     inject,
 )
 from labcore.settings import Settings
+from tests.helpers import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -42,13 +42,11 @@ def provider(jaeger, service: str) -> LabTracerProvider:
 
 
 def wait_for_trace(reader: JaegerTraces, trace_id: str, spans: int) -> list:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
+    def complete() -> list | None:
         found = reader.trace(trace_id)
-        if len(found) >= spans:
-            return found
-        time.sleep(0.2)
-    pytest.fail(f"Jaeger did not return {spans} spans of trace {trace_id} within 20 s")
+        return found if len(found) >= spans else None
+
+    return wait_for(complete, f"Jaeger returns {spans} spans of trace {trace_id}", timeout=20)
 
 
 def comparable(record) -> tuple:
@@ -98,13 +96,12 @@ def test_recent_lists_the_service_traces_by_root(jaeger, reader) -> None:
         api.force_flush()
     finally:
         api.shutdown()
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
+
+    def listed() -> list | None:
         recent = reader.recent(limit=50, root="GET /feed", service="api")
-        if set(ids) <= {t["trace_id"] for t in recent}:
-            break
-        time.sleep(0.2)
-    assert set(ids) <= {t["trace_id"] for t in recent}
+        return recent if set(ids) <= {t["trace_id"] for t in recent} else None
+
+    recent = wait_for(listed, "Jaeger lists the three GET /feed traces", timeout=20)
     assert {t["root"] for t in recent} == {"GET /feed"}
     assert all(t["services"] == ["api"] and t["spans"] == 1 for t in recent)
 

@@ -8,10 +8,8 @@ it they are skipped, naming the engine.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,8 +19,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from labcore.engines.process import free_port
+from labcore.engines.process import free_port, port_open
 from labcore.settings import Settings
+from labcore.widgets.write_path import wait_until
 from tests.conftest import MYSQL_URL, REQUIRE_SERVERS
 from tests.engines.compose_stack import ComposeStack
 
@@ -40,17 +39,6 @@ def unavailable(what: str, exc: BaseException | str) -> None:
     pytest.skip(message)
 
 
-def wait_port(port: int, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.5).close()
-            return True
-        except OSError:
-            time.sleep(0.1)
-    return False
-
-
 @dataclass
 class Engines:
     """What stands in for each engine service of the compose file: ``{service: {container port: port}}``."""
@@ -65,7 +53,9 @@ class Engines:
         log = open(self.run_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
         proc = subprocess.Popen(argv, stdout=log, stderr=log, env=env, start_new_session=True)
         self.children.append(proc)
-        if not wait_port(port):
+        try:
+            wait_until(port_open(port), timeout=30, interval=0.1, what=f"{name} listening on {port}")
+        except TimeoutError:
             unavailable(name, (self.run_dir / f"{name}.log").read_text()[-2000:])
 
 

@@ -83,7 +83,7 @@ def test_a_feature_written_after_the_impression_is_not_in_its_row(world: World) 
     world.materialize()  # a later batch must not rewrite the past
 
     impressions = pd.DataFrame({"user_id": ["alice", "alice"], "post_id": ["b1", "b1"], "ts": [first_seen, second_seen]})
-    rows = training_rows(open_training_store(feast_dir(world.settings)), world.sql.engine, impressions)
+    rows = training_rows(open_training_store(feast_dir(world.settings)), world.sql, impressions)
 
     assert rows["label"].tolist() == [1, 1]  # alice liked b1 within the window after each impression
     assert rows["like_count"].tolist() == [0, 1]  # as at each impression, never the later 2
@@ -99,7 +99,7 @@ def test_a_feature_written_after_the_impression_is_not_in_its_row(world: World) 
 def test_an_impression_before_the_post_existed_gets_no_post_features(world: World) -> None:
     before = datetime(2020, 1, 1, tzinfo=UTC)
     impressions = pd.DataFrame({"user_id": ["alice"], "post_id": ["b1"], "ts": [before]})
-    rows = training_rows(open_training_store(feast_dir(world.settings)), world.sql.engine, impressions)
+    rows = training_rows(open_training_store(feast_dir(world.settings)), world.sql, impressions)
     assert len(rows) == 1 and pd.isna(rows.loc[0, "like_count"]) and rows.loc[0, "label"] == 0
 
 
@@ -112,6 +112,6 @@ def test_an_impression_of_a_post_liked_before_it_is_left_out(world: World) -> No
     impressions = pd.DataFrame(
         {"user_id": ["alice", "alice", "carol"], "post_id": ["b1", "b1", "b1"], "ts": [before_like, after_like, after_like]}
     )
-    rows = training_rows(open_training_store(feast_dir(world.settings)), world.sql.engine, impressions)
+    rows = training_rows(open_training_store(feast_dir(world.settings)), world.sql, impressions)
     assert rows[["user_id", "label"]].values.tolist() == [["alice", 1], ["carol", 0]]
     assert "liked_before" not in rows.columns

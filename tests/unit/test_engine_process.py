@@ -95,15 +95,19 @@ def test_stop_reaches_the_grandchildren(tmp_path: Path) -> None:
     assert not port_open(port)()
 
 
-def test_an_orphan_from_a_dead_parent_is_stopped_by_the_next_start(tmp_path: Path) -> None:
-    port = free_port()
-    # A parent process starts the child and dies without stopping it (a crashed `up`).
+def start_and_abandon(run_dir: Path, port: int) -> None:
+    """A parent process starts a web server child in ``run_dir`` and dies without stopping it (a crashed `up`)."""
     script = (
         "import sys; from pathlib import Path; from labcore.engines.process import ChildProcess, port_open;"
-        f"ChildProcess('web', [sys.executable, '-m', 'http.server', '{port}', '--bind', '127.0.0.1'], Path({str(tmp_path)!r}))"
+        f"ChildProcess('web', [sys.executable, '-m', 'http.server', '{port}', '--bind', '127.0.0.1'], Path({str(run_dir)!r}))"
         f".start(port_open({port}), 30)"
     )
     subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+
+
+def test_an_orphan_from_a_dead_parent_is_stopped_by_the_next_start(tmp_path: Path) -> None:
+    port = free_port()
+    start_and_abandon(tmp_path, port)
     orphan = recorded_pid(tmp_path / "web.pid")
     assert orphan is not None and alive(orphan)
     # The next start of the same engine stops it first, then takes the port itself.
@@ -167,12 +171,7 @@ def test_without_proc_stop_ends_the_child_and_its_grandchildren(tmp_path: Path) 
 @pytest.mark.usefixtures("no_proc")
 def test_without_proc_an_orphan_is_still_recognised_and_stopped(tmp_path: Path) -> None:
     port = free_port()
-    script = (
-        "import sys; from pathlib import Path; from labcore.engines.process import ChildProcess, port_open;"
-        f"ChildProcess('web', [sys.executable, '-m', 'http.server', '{port}', '--bind', '127.0.0.1'], Path({str(tmp_path)!r}))"
-        f".start(port_open({port}), 30)"
-    )
-    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    start_and_abandon(tmp_path, port)
     orphan = recorded_pid(tmp_path / "web.pid")  # None before: no /proc, no command line, never matched
     assert orphan is not None and alive(orphan)
     assert stop_orphan(tmp_path / "web.pid") is True

@@ -411,6 +411,33 @@ class SqlStore:
         with self._tx() as conn:
             return [(row.id, to_epoch(_aware(row.created_at))) for row in conn.execute(query)]
 
+    def likes_of(self, user_ids: Sequence[str] | None = None) -> list[tuple[str, str, datetime]]:
+        """Every like as ``(user_id, post_id, created_at)``, or only ``user_ids``' likes (training labels)."""
+        query = sa.select(likes.c.user_id, likes.c.post_id, likes.c.created_at)
+        with self._tx() as conn:
+            if user_ids is None:
+                return [(row.user_id, row.post_id, row.created_at) for row in conn.execute(query)]
+            return [
+                (row.user_id, row.post_id, row.created_at)
+                for chunk in _chunks(list(dict.fromkeys(user_ids)))
+                for row in conn.execute(query.where(likes.c.user_id.in_(chunk)))
+            ]
+
+    def authors_of(self, post_ids: Sequence[str]) -> dict[str, str]:
+        """``{post_id: author_id}`` for those of ``post_ids`` that exist (a deleted post is absent)."""
+        with self._tx() as conn:
+            found: dict[str, str] = {}
+            for chunk in _chunks(list(dict.fromkeys(post_ids))):
+                rows = conn.execute(sa.select(posts.c.id, posts.c.user_id).where(posts.c.id.in_(chunk)))
+                found.update((row.id, row.user_id) for row in rows)
+            return found
+
+    def most_liked_post_ids(self, limit: int) -> list[str]:
+        """The most liked posts overall, newest first among equals."""
+        query = sa.select(posts.c.id).order_by(posts.c.like_count.desc(), posts.c.created_at.desc()).limit(limit)
+        with self._tx() as conn:
+            return list(conn.scalars(query))
+
     def counts(self) -> dict[str, int]:
         with self._tx() as conn:
             return {

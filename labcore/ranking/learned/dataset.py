@@ -28,10 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
-import sqlalchemy as sa
-from sqlalchemy.engine import Engine
-
-from labcore.adapters.sql.schema import likes, posts
+from labcore.adapters.sql.store import SqlStore
 from labcore.features.base import AFFINITY_SERVICE, RANKING_SERVICE
 from labcore.features.history import FeatureHistory
 from labcore.features.writer import VIEWS
@@ -50,25 +47,11 @@ FEATURE_COLUMNS = [
 ]  # fmt: skip
 
 
-def likes_frame(engine: Engine, user_ids: Sequence[str] | None = None) -> pd.DataFrame:
+def likes_frame(sql: SqlStore, user_ids: Sequence[str] | None = None) -> pd.DataFrame:
     """Every like from SQL (or ``user_ids``' likes): ``user_id, post_id, liked_at`` (UTC)."""
-    query = sa.select(likes.c.user_id, likes.c.post_id, likes.c.created_at.label("liked_at"))
-    if user_ids is not None:
-        query = query.where(likes.c.user_id.in_(list(user_ids)))
-    with engine.connect() as conn:
-        frame = pd.DataFrame(conn.execute(query).all(), columns=["user_id", "post_id", "liked_at"])
+    frame = pd.DataFrame(sql.likes_of(user_ids), columns=["user_id", "post_id", "liked_at"])
     frame["liked_at"] = pd.to_datetime(frame["liked_at"], utc=True)
     return frame
-
-
-def post_authors(engine: Engine, post_ids: Sequence[str]) -> dict[str, str]:
-    ids = list(dict.fromkeys(post_ids))
-    found: dict[str, str] = {}
-    with engine.connect() as conn:
-        for start in range(0, len(ids), 500):
-            query = sa.select(posts.c.id, posts.c.user_id).where(posts.c.id.in_(ids[start : start + 500]))
-            found.update({row.id: row.user_id for row in conn.execute(query)})
-    return found
 
 
 def label_impressions(
@@ -131,7 +114,7 @@ def compact_history(feast_dir: Path) -> None:
 
 def training_rows(
     store: feast.FeatureStore,
-    engine: Engine,
+    sql: SqlStore,
     impressions: pd.DataFrame,
     *,
     window: timedelta = LABEL_WINDOW,
@@ -142,10 +125,10 @@ def training_rows(
     ``impressions`` needs ``user_id, post_id, ts``; ``author_id`` and ``topic_similarity`` are used
     when logged (the author is otherwise read from SQL).
     """
-    frame = label_impressions(impressions, likes_frame(engine, impressions["user_id"].unique()), window)
+    frame = label_impressions(impressions, likes_frame(sql, impressions["user_id"].unique()), window)
     frame = frame[~frame["liked_before"]].drop(columns="liked_before")
     if "author_id" not in frame.columns or frame["author_id"].isna().any():
-        authors = post_authors(engine, frame["post_id"].tolist())
+        authors = sql.authors_of(frame["post_id"].tolist())
         frame["author_id"] = frame["post_id"].map(authors)
     if "topic_similarity" not in frame.columns:
         frame["topic_similarity"] = float("nan")
