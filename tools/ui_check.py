@@ -151,7 +151,9 @@ PROGRESS_JS = """(panel) => {
 
 # Every widget output: rendered means the widget manager built the view's DOM inside it.
 WIDGETS_JS = """([panel, selector]) => {
-  const outputs = [...document.querySelector(panel).querySelectorAll(selector)];
+  // A hidden output (a progress bar closed once its work finished) shows the learner nothing: skip it.
+  const outputs = [...document.querySelector(panel).querySelectorAll(selector)]
+    .filter(o => !o.classList.contains('lm-mod-hidden'));
   return outputs.map(o => ({
     rendered: !!o.querySelector('.jupyter-widgets'),
     error: o.innerText.includes('Error displaying widget') || o.innerText.includes('Loading widget'),
