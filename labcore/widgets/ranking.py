@@ -154,7 +154,7 @@ def terms_chart(
         xaxis_title="score",
         yaxis={"autorange": "reversed"},
         height=max(320, 26 * len(shown) + 120),
-        legend={"orientation": "h", "y": -0.15},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0},  # above the bars, clear of the axis title
         margin={"l": 10},
     )
     return fig
