@@ -288,6 +288,28 @@ def test_unacked_records_of_a_dead_consumer_go_to_another(backend: Backend, topi
     assert drain(survivor, 1, seconds=1) == []
 
 
+def test_redis_streams_repeats_a_finished_claim_scan_only_after_its_interval(embedded_redis, topic: str) -> None:
+    """Each XAUTOCLAIM is a round trip for the worker's thread; a busy consumer polls many times a
+    second, and an entry can only become claimable after claim_idle_ms. Redis's own command counts."""
+    log = RedisStreamsEventLog.from_url(embedded_redis.url, PARTITIONS, claim_idle_ms=2_000)  # every 1 s
+    subscription = log.subscribe(topic, "g", "c1")
+
+    def claims() -> int:
+        return int(log._client.info("commandstats").get("cmdstat_xautoclaim", {}).get("calls", 0))  # noqa: SLF001
+
+    try:
+        before = claims()
+        for _ in range(10):
+            assert subscription.poll(timeout_ms=1) == []
+        assert claims() - before == PARTITIONS, "one pass over the streams, in one round trip"
+        time.sleep(1.1)
+        subscription.poll(timeout_ms=1)
+        assert claims() - before == 2 * PARTITIONS, "the scan runs again once the interval is over"
+    finally:
+        subscription.close()
+        log.close()
+
+
 # --- tail and failures ----------------------------------------------------------------------------
 
 

@@ -27,6 +27,7 @@ The client must be created with ``decode_responses=True`` (``from_url`` does thi
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -189,6 +190,10 @@ class RedisStreamsSubscription(Subscription):
         self._replay_from = {stream: "0" for stream in streams}
         # XAUTOCLAIM is a scan; each call continues where the previous one stopped.
         self._claim_from = {stream: "0-0" for stream in streams}
+        # An entry becomes claimable only after claim_idle_ms, so a finished scan need not be
+        # repeated on every poll: at most twice per claim_idle_ms, and at least once a second.
+        self._claim_every = min(1.0, claim_idle_ms / 2000)
+        self._next_claim = 0.0
         self._buffer: list[Record] = []
 
     def create_groups(self) -> None:
@@ -267,19 +272,25 @@ class RedisStreamsSubscription(Subscription):
                 del self._replay_from[stream]
 
     def _claim_idle(self, count: int) -> None:
-        """Step 2: entries left unacked longer than ``claim_idle_ms``, whoever held them."""
+        """Step 2: entries left unacked longer than ``claim_idle_ms``, whoever held them.
+
+        One round trip for all streams. A scan that has more to go continues on the next poll; a
+        finished one is repeated after ``_claim_every`` (each XAUTOCLAIM costs the worker a round
+        trip, and a busy consumer polls many times a second). What this claims beyond ``count``
+        stays buffered for the next poll, owned by this consumer like anything it reads.
+        """
+        now = time.monotonic()
+        scanning = any(cursor != "0-0" for cursor in self._claim_from.values())
+        if not scanning and now < self._next_claim:
+            return
+        self._next_claim = now + self._claim_every
+        pipe = self._client.pipeline(transaction=False)
         for stream in self._streams:
-            wanted = count - len(self._buffer)
-            if wanted <= 0:
-                return
-            reply = self._client.xautoclaim(
-                stream,
-                self._group,
-                self._consumer,
-                self._claim_idle_ms,
-                start_id=self._claim_from[stream],
-                count=wanted,
-            )
+            pipe.xautoclaim(
+                stream, self._group, self._consumer, self._claim_idle_ms,
+                start_id=self._claim_from[stream], count=count,
+            )  # fmt: skip
+        for stream, reply in zip(self._streams, pipe.execute(), strict=True):
             # Redis 6.2 answers [next, entries]; 7.x adds a third element, the deleted ids.
             self._claim_from[stream] = reply[0]
             self._take(stream, reply[1])
