@@ -363,12 +363,18 @@ class SqlStore:
         raise Conflict("concurrent likes of the same posts kept colliding; try again")
 
     @staticmethod
-    def _authors(conn: Connection, post_ids: Sequence[str]) -> dict[str, str]:
-        """``{post_id: author_id}``; ``NotFound`` for the first post that does not exist."""
+    def _existing_authors(conn: Connection, post_ids: Sequence[str]) -> dict[str, str]:
+        """``{post_id: author_id}`` for the posts that exist, one query per chunk of ids."""
         author_of: dict[str, str] = {}
         for chunk in _chunks(post_ids):
             rows = conn.execute(sa.select(posts.c.id, posts.c.user_id).where(posts.c.id.in_(chunk)))
             author_of.update((row.id, row.user_id) for row in rows)
+        return author_of
+
+    @classmethod
+    def _authors(cls, conn: Connection, post_ids: Sequence[str]) -> dict[str, str]:
+        """``{post_id: author_id}``; ``NotFound`` for the first post that does not exist."""
+        author_of = cls._existing_authors(conn, post_ids)
         for post_id in post_ids:
             if post_id not in author_of:
                 raise NotFound(f"post {post_id} not found")
@@ -426,11 +432,7 @@ class SqlStore:
     def authors_of(self, post_ids: Sequence[str]) -> dict[str, str]:
         """``{post_id: author_id}`` for those of ``post_ids`` that exist (a deleted post is absent)."""
         with self._tx() as conn:
-            found: dict[str, str] = {}
-            for chunk in _chunks(list(dict.fromkeys(post_ids))):
-                rows = conn.execute(sa.select(posts.c.id, posts.c.user_id).where(posts.c.id.in_(chunk)))
-                found.update((row.id, row.user_id) for row in rows)
-            return found
+            return self._existing_authors(conn, list(dict.fromkeys(post_ids)))
 
     def most_liked_post_ids(self, limit: int) -> list[str]:
         """The most liked posts overall, newest first among equals."""
