@@ -538,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
     def on_sigterm(*_: object) -> None:
         raise KeyboardInterrupt("SIGTERM")
 
-    signal.signal(signal.SIGTERM, on_sigterm)
+    previous_sigterm = signal.signal(signal.SIGTERM, on_sigterm)
     lab = None
     try:
         marker = data_dir / MARKER
@@ -609,11 +609,14 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # let `down` finish
-        if lab is not None:
-            lab.close()
-        runtime.down()
-        if temp and not args.keep_data_dir:
-            shutil.rmtree(data_dir, ignore_errors=True)
+        try:
+            if lab is not None:
+                lab.close()
+            runtime.down()
+            if temp and not args.keep_data_dir:
+                shutil.rmtree(data_dir, ignore_errors=True)
+        finally:
+            signal.signal(signal.SIGTERM, previous_sigterm)  # an ignored SIGTERM is inherited by children
 
 
 if __name__ == "__main__":

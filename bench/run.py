@@ -116,7 +116,7 @@ def run(args: argparse.Namespace, *, command: str) -> int:
     def on_sigterm(*_: object) -> None:
         raise KeyboardInterrupt("SIGTERM")
 
-    signal.signal(signal.SIGTERM, on_sigterm)
+    previous_sigterm = signal.signal(signal.SIGTERM, on_sigterm)
     results: dict[str, CaseResult] = {}
     from bench.cases import fanout, recall
 
@@ -141,11 +141,16 @@ def run(args: argparse.Namespace, *, command: str) -> int:
     except KeyboardInterrupt:
         say("interrupted: writing what was measured so far")
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if session is not None:
-            from bench.session import close_session
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # let the runtime's `down` finish
+        try:
+            if session is not None:
+                from bench.session import close_session
 
-            close_session(session, say)
+                close_session(session, say)
+        finally:
+            # Restored: an ignored SIGTERM is inherited by every process this one starts later (in
+            # pytest, every engine child a later test stops would sit out its SIGTERM grace).
+            signal.signal(signal.SIGTERM, previous_sigterm)
     _cross_notes(results)
     if size != "medium" and any(n in results for n in RUNTIME):
         report["world"]["note"] = (

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 from pathlib import Path
 
 from bench.cases import catchup, fanout, memory, recall
@@ -75,8 +76,12 @@ def test_percentiles_of_nothing_are_none() -> None:
 
 def test_feedlab_bench_runs_a_case_and_writes_both_reports(tmp_path: Path) -> None:
     md, js = tmp_path / "b.md", tmp_path / "b.json"
+    sigterm_before = signal.getsignal(signal.SIGTERM)
     code = cli.main(["bench", "--case", "recall", "--quick", "--md", str(md), "--json", str(js)])
     assert code == 0
+    # It ran in this process: SIGTERM is left as it found it (an ignored one is inherited by every child
+    # started later, and the engine tests' stops then waited out their whole SIGTERM grace).
+    assert signal.getsignal(signal.SIGTERM) is sigterm_before
     report = json.loads(js.read_text())
     assert [c["name"] for c in report["cases"]] == ["recall"] and report["quick"] is True
     assert "7 · Discovery quality" in md.read_text()
