@@ -20,7 +20,6 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from labcore.engines.process import free_port
 from labcore.engines.redis import EmbeddedRedis
 
 MYSQL_URL = os.environ.get("FEEDLAB_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
@@ -187,9 +186,11 @@ def running_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningS
     data_dir = tmp_path_factory.mktemp("feedlab")
     env = os.environ | {
         "FEEDLAB_DATA_DIR": str(data_dir),
-        "FEEDLAB_API_PORT": str(free_port()),
-        "FEEDLAB_RANKING_PORT": str(free_port()),
-        "FEEDLAB_FEATURE_PORT": str(free_port()),
+        # 0: the runtime binds ports the OS picks and holds them (runtime.json says which); a number
+        # picked here could be taken by another process before the runtime binds it
+        "FEEDLAB_API_PORT": "0",
+        "FEEDLAB_RANKING_PORT": "0",
+        "FEEDLAB_FEATURE_PORT": "0",
     }
     env.pop("FEEDLAB_REDIS_URL", None)  # the runtime starts its own redis-server
     stack = RunningStack("", data_dir, env)

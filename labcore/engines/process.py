@@ -31,10 +31,29 @@ Probe = Callable[[], bool]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port nobody listens on right now (the OS picks it)."""
+    """A port nobody listens on right now (the OS picks it).
+
+    Another process may take it before ours binds it. For a server of this process, hold the port
+    from the start instead (``bind_port``).
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def bind_port(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (0: a port the OS picks), held until a server in this
+    process takes it over (``uvicorn.Server.run(sockets=[...])``). Nobody else can take the port in
+    between, as they can a ``free_port`` number; a client that connects early waits in the backlog."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> Probe:

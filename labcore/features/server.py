@@ -6,6 +6,7 @@ in a thread so walkthrough step 7 works against the embedded stack too.
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -39,24 +40,32 @@ class FeatureServerThread:
     """Feast's feature server in a uvicorn thread of this process (the embedded runtime, tests).
 
     ``feast_store`` should be a serving store (``open_serving_store``); see ``feature_server_app``.
+    ``sock``: a socket already bound to ``host:port`` (``labcore.engines.process.bind_port``) to serve on.
     """
 
     def __init__(
-        self, feast_store: feast.FeatureStore, host: str = "127.0.0.1", port: int = 6566, **app_kwargs: Any
+        self,
+        feast_store: feast.FeatureStore,
+        host: str = "127.0.0.1",
+        port: int = 6566,
+        *,
+        sock: socket.socket | None = None,
+        **app_kwargs: Any,
     ) -> None:
         import uvicorn
 
         self.host = host
-        self.port = port
+        self.port = sock.getsockname()[1] if sock else port
         config = uvicorn.Config(
             feature_server_app(feast_store, **app_kwargs),
             host=host,
-            port=port,
+            port=self.port,
             log_level="warning",
             lifespan="on",
         )
         self.server: uvicorn.Server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name="feature-server", daemon=True)
+        run_args = {"sockets": [sock]} if sock else {}
+        self.thread = threading.Thread(target=self.server.run, kwargs=run_args, name="feature-server", daemon=True)
 
     @property
     def url(self) -> str:

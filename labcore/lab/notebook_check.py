@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labcore.engines.process import free_port
-
 CI_PARAMETERS = {"WORLD": "tiny", "SEED": 42}
 # A cell that runs longer has hung (nbclient can miss the reply of a cell that captures widget
 # output, jupyter/nbclient#312): fail it by name instead of blocking CI.
@@ -69,9 +67,11 @@ def fresh_stack() -> Iterator[dict[str, str]]:
     with tempfile.TemporaryDirectory(prefix="feedlab-check-") as data_dir:
         env = os.environ | {
             "FEEDLAB_DATA_DIR": data_dir,
-            "FEEDLAB_API_PORT": str(free_port()),
-            "FEEDLAB_RANKING_PORT": str(free_port()),
-            "FEEDLAB_FEATURE_PORT": str(free_port()),
+            # 0: the runtime binds ports the OS picks and holds them (runtime.json says which); a number
+            # picked here could be taken by another process before the runtime binds it
+            "FEEDLAB_API_PORT": "0",
+            "FEEDLAB_RANKING_PORT": "0",
+            "FEEDLAB_FEATURE_PORT": "0",
         }
         env.pop("FEEDLAB_REDIS_URL", None)
         up = subprocess.run([sys.executable, "-m", "labcore.lab.cli", "up"], env=env, capture_output=True, text=True)

@@ -19,11 +19,13 @@ acknowledged: SQL committed it, Redis keeps an append-only file, and unacked eve
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -33,7 +35,7 @@ from typing import Any
 import uvicorn
 
 from labcore.bootstrap import Stack, build_stack, build_workers
-from labcore.engines.process import free_port
+from labcore.engines.process import bind_port, free_port
 from labcore.engines.redis import EmbeddedRedis
 from labcore.engines.seaweedfs import SeaweedFS
 from labcore.errors import InvalidInput, LabError, NotFound
@@ -69,6 +71,8 @@ class Runtime:
         self.feature_server: FeatureServerThread | None = None
         self.pipeline: FeedPipeline | None = None
         self.reports: dict[str, Callable[[], dict[str, Any]]] = {}
+        # Ports asked for as 0, bound at start and held until their server takes them over
+        self.held_sockets: dict[str, socket.socket] = {}
 
     # --- lifecycle -------------------------------------------------------------------------------
     def start(self) -> Runtime:
@@ -106,7 +110,8 @@ class Runtime:
         )
         log.info("features materialized: %s", report)
         self.feature_server = FeatureServerThread(
-            open_serving_store(settings, redis_url=settings.redis_url), settings.host, settings.feature_port
+            open_serving_store(settings, redis_url=settings.redis_url), settings.host, settings.feature_port,
+            sock=self.held_sockets.pop("feature_port", None),
         ).start()
         # The feed reads Feast in-process (settings.feature_read): opened now, after the writer applied
         # the definitions, behind a gate that "stop feature-server" closes along with the server.
@@ -123,9 +128,10 @@ class Runtime:
         self._ranking_app = create_ranking_app(
             split.control, treatment=split.treatment, treatment_share=split.share, models=ranking_models
         )
-        self._serve("ranking", self._ranking_app, settings.ranking_port)
+        self._serve("ranking", self._ranking_app, settings.ranking_port, self.held_sockets.pop("ranking_port", None))
         self.pipeline = FeedPipeline(stack)
-        self._serve("api", create_app(stack, writes, self.reports, self.pipeline, control=self), settings.api_port)
+        api = create_app(stack, writes, self.reports, self.pipeline, control=self)
+        self._serve("api", api, settings.api_port, self.held_sockets.pop("api_port", None))
         self._write_runtime_file()
         # Everything built so far lives as long as the process: move it out of the collector's
         # sight, or full collections over ~650k objects stall requests for ~400 ms (bench/).
@@ -150,7 +156,8 @@ class Runtime:
             updates["s3_endpoint"] = self.s3_server.endpoint
         for field in ("api_port", "ranking_port", "feature_port"):
             if getattr(settings, field) == 0:
-                updates[field] = free_port(settings.host)
+                sock = self.held_sockets[field] = bind_port(settings.host)
+                updates[field] = sock.getsockname()[1]
         return settings.model_copy(update=updates)
 
     def _start_workers(self, stack: Stack, writer: FeatureWriter) -> OutboxRelay:
@@ -281,6 +288,8 @@ class Runtime:
             server.should_exit = True
         if self.feature_server is not None:
             self.feature_server.stop()
+        for sock in self.held_sockets.values():  # a start that failed before serving them
+            sock.close()
         for thread in self.threads.values():
             thread.join(timeout=10)
         if self.stack is not None:
@@ -317,10 +326,12 @@ class Runtime:
         thread.start()
         self.threads[name] = thread
 
-    def _serve(self, name: str, app: Any, port: int, timeout: float = 30.0) -> None:
+    def _serve(self, name: str, app: Any, port: int, sock: socket.socket | None = None, timeout: float = 30.0) -> None:
+        """Serve ``app`` on ``port``, or on ``sock`` when the port was bound at start (asked for as 0)."""
         config = uvicorn.Config(app, host=self.settings.host, port=port, log_level="warning", lifespan="off")
         server = self.servers[name] = uvicorn.Server(config)
-        self._spawn(name, server.run, uses_stop_event=False)
+        run = functools.partial(server.run, sockets=[sock]) if sock else server.run
+        self._spawn(name, run, uses_stop_event=False)
         deadline = time.monotonic() + timeout
         while not server.started:
             if time.monotonic() > deadline or not self.threads[name].is_alive():

@@ -14,6 +14,7 @@ import pytest
 
 from labcore.engines.process import (
     ChildProcess,
+    bind_port,
     free_port,
     http_ok,
     port_open,
@@ -177,3 +178,33 @@ def test_without_proc_an_orphan_is_still_recognised_and_stopped(tmp_path: Path) 
     assert stop_orphan(tmp_path / "web.pid") is True
     assert not alive(orphan)
     assert not port_open(port)()
+
+
+def test_a_bound_port_is_held_until_a_server_takes_it_over() -> None:
+    """The runtime binds ports asked for as 0 at start; until uvicorn serves them nobody else may bind
+    them (a ``free_port`` number can be taken in between: the fault stacks' "address already in use")."""
+    import socket
+    import threading
+
+    import httpx
+    import uvicorn
+
+    held = bind_port()
+    port = held.getsockname()[1]
+    other = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    with other, pytest.raises(OSError):
+        other.bind(("127.0.0.1", port))
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"served"})
+
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [held]}, daemon=True)
+    thread.start()
+    try:
+        assert httpx.get(f"http://127.0.0.1:{port}/", timeout=10).text == "served"
+    finally:
+        server.should_exit = True
+        thread.join(10)
