@@ -47,6 +47,7 @@ import httpx
 import numpy as np
 
 from bench.report import machine_facts as report_machine_facts
+from labcore.settings import OS_PICKED_PORTS
 
 REPO = Path(__file__).resolve().parent.parent
 MARKER = "bench_world.json"  # in the data dir: which world was seeded there
@@ -73,12 +74,7 @@ class RuntimeProcess:
     def __init__(self, data_dir: Path, extra_env: dict[str, str]) -> None:
         self.data_dir = data_dir
         self.env = {k: v for k, v in os.environ.items() if k not in FOREIGN_ENV}
-        self.env |= {
-            "FEEDLAB_DATA_DIR": str(data_dir),
-            "FEEDLAB_API_PORT": "0",
-            "FEEDLAB_RANKING_PORT": "0",
-            "FEEDLAB_FEATURE_PORT": "0",
-        } | extra_env
+        self.env |= {"FEEDLAB_DATA_DIR": str(data_dir)} | OS_PICKED_PORTS | extra_env
         self.started = False  # True once we asked `up` to start one (so `down` is ours to call)
         self.reused_running = False
 

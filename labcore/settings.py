@@ -304,3 +304,12 @@ class Settings(BaseSettings):
     def models_dir(self) -> Path:
         """The model registry: one folder per learned ranking model version."""
         return self.data_dir / "models"
+
+
+# The ports the embedded runtime serves (the API, the ranking service, Feast's feature server). Given as
+# 0, ``feedlab up`` binds ports the OS picks and holds them until its servers take them over;
+# runtime.json says which. Tools that start a stack of their own (tests, ``feedlab check``, the
+# benchmarks) pass ``OS_PICKED_PORTS``: a number they picked first could be taken by another process
+# before the runtime binds it.
+SERVED_PORTS = ("api_port", "ranking_port", "feature_port")
+OS_PICKED_PORTS = {f"FEEDLAB_{field.upper()}": "0" for field in SERVED_PORTS}

@@ -21,6 +21,7 @@ import redis
 import sqlalchemy as sa
 
 from labcore.engines.redis import EmbeddedRedis
+from labcore.settings import OS_PICKED_PORTS
 
 MYSQL_URL = os.environ.get("FEEDLAB_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 REDIS_URL = os.environ.get("FEEDLAB_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -184,14 +185,7 @@ class RunningStack:
 @pytest.fixture(scope="session")
 def running_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     data_dir = tmp_path_factory.mktemp("feedlab")
-    env = os.environ | {
-        "FEEDLAB_DATA_DIR": str(data_dir),
-        # 0: the runtime binds ports the OS picks and holds them (runtime.json says which); a number
-        # picked here could be taken by another process before the runtime binds it
-        "FEEDLAB_API_PORT": "0",
-        "FEEDLAB_RANKING_PORT": "0",
-        "FEEDLAB_FEATURE_PORT": "0",
-    }
+    env = os.environ | {"FEEDLAB_DATA_DIR": str(data_dir)} | OS_PICKED_PORTS
     env.pop("FEEDLAB_REDIS_URL", None)  # the runtime starts its own redis-server
     stack = RunningStack("", data_dir, env)
     up = stack.feedlab("up")

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from labcore.settings import OS_PICKED_PORTS
+
 CI_PARAMETERS = {"WORLD": "tiny", "SEED": 42}
 # A cell that runs longer has hung (nbclient can miss the reply of a cell that captures widget
 # output, jupyter/nbclient#312): fail it by name instead of blocking CI.
@@ -65,14 +67,7 @@ def run_notebook(path: Path, out_dir: Path, parameters: dict[str, Any]) -> Path:
 def fresh_stack() -> Iterator[dict[str, str]]:
     """A new embedded stack on free ports in a temp folder; yields the environment that reaches it."""
     with tempfile.TemporaryDirectory(prefix="feedlab-check-") as data_dir:
-        env = os.environ | {
-            "FEEDLAB_DATA_DIR": data_dir,
-            # 0: the runtime binds ports the OS picks and holds them (runtime.json says which); a number
-            # picked here could be taken by another process before the runtime binds it
-            "FEEDLAB_API_PORT": "0",
-            "FEEDLAB_RANKING_PORT": "0",
-            "FEEDLAB_FEATURE_PORT": "0",
-        }
+        env = os.environ | {"FEEDLAB_DATA_DIR": data_dir} | OS_PICKED_PORTS
         env.pop("FEEDLAB_REDIS_URL", None)
         up = subprocess.run([sys.executable, "-m", "labcore.lab.cli", "up"], env=env, capture_output=True, text=True)
         if up.returncode != 0:

@@ -48,7 +48,7 @@ from labcore.feed.pipeline import FeedPipeline
 from labcore.lab.faults import Gate
 from labcore.observability.tracing import setup_tracing
 from labcore.ranking.ab_split import AbSplit
-from labcore.settings import Settings
+from labcore.settings import SERVED_PORTS, Settings
 from labcore.workers.loop import ConsumerLoop
 from labcore.write.outbox import OutboxRelay
 from labcore.write.posts import WritePath
@@ -154,7 +154,7 @@ class Runtime:
                 access_key=settings.s3_access_key, secret_key=settings.s3_secret_key,
             ).start()  # fmt: skip
             updates["s3_endpoint"] = self.s3_server.endpoint
-        for field in ("api_port", "ranking_port", "feature_port"):
+        for field in SERVED_PORTS:
             if getattr(settings, field) == 0:
                 sock = self.held_sockets[field] = bind_port(settings.host)
                 updates[field] = sock.getsockname()[1]

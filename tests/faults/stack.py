@@ -9,19 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from labcore.lab.client import LabClient, connect
-from labcore.settings import Settings
+from labcore.settings import OS_PICKED_PORTS, Settings
 from tests.conftest import RunningStack
 
 
 def stack_env(data_dir: Path, **overrides: str) -> dict[str, str]:
-    env = os.environ | {
-        "FEEDLAB_DATA_DIR": str(data_dir),
-        # 0: the runtime binds ports the OS picks and holds them (runtime.json says which); a number
-        # picked here could be taken by another process before the runtime binds it
-        "FEEDLAB_API_PORT": "0",
-        "FEEDLAB_RANKING_PORT": "0",
-        "FEEDLAB_FEATURE_PORT": "0",
-    } | overrides
+    env = os.environ | {"FEEDLAB_DATA_DIR": str(data_dir)} | OS_PICKED_PORTS | overrides
     env.pop("FEEDLAB_REDIS_URL", None)  # the runtime starts its own redis-server
     env.pop("FEEDLAB_SQL_URL", None)
     return env

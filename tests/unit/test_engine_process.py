@@ -208,3 +208,14 @@ def test_a_bound_port_is_held_until_a_server_takes_it_over() -> None:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def test_os_picked_ports_set_every_port_the_runtime_serves_to_0(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The environment the test stacks, ``feedlab check`` and the benchmarks start ``feedlab up`` with."""
+    from labcore.settings import OS_PICKED_PORTS, SERVED_PORTS, Settings
+
+    for name, value in OS_PICKED_PORTS.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings()
+    assert {field: getattr(settings, field) for field in SERVED_PORTS} == dict.fromkeys(SERVED_PORTS, 0)
+    assert set(SERVED_PORTS) == {"api_port", "ranking_port", "feature_port"}
