@@ -10,13 +10,14 @@ then calls ``FeedPipeline.run`` — the code behind ``GET /feed/`` — directly,
 
 1. **cProfile, per stage.** ``labcore.feed.pipeline.StageTimer`` is swapped, in this process only, for a
    subclass whose ``stage()`` also enables one ``cProfile.Profile`` per stage. cProfile sees the
-   calling thread only, so time spent waiting for the feature server or the ranking service shows
-   up as socket reads.
+   calling thread only, so time spent waiting on another thread (the feature server or the ranking
+   service, when ``feature_read``/``ranking_read`` say "server") shows up as socket reads.
 2. **Sampling, all threads.** A thread snapshots ``sys._current_frames()`` every millisecond and
-   files each busy thread's stack under the stage running at that moment, so the work those
-   waits stand for (Feast's server, the ranking service, both in threads of the same process, as in
-   ``feedlab up``) is attributed to the stage that asked for it. Threads parked in
-   select/recv/wait are left out, except the request thread.
+   files each busy thread's stack under the stage running at that moment, so the work such waits
+   stand for (servers in threads of the same process, as in ``feedlab up``) is attributed to the
+   stage that asked for it. Threads parked in select/recv/wait are left out, except the request thread.
+3. **Alternatives.** Each stage's expensive call timed next to the other ways the stack can answer
+   it (the feature server and the ranking service over HTTP among them), on the same candidates.
 
 No product code is changed. The data dir is temporary unless ``--data-dir`` is given.
 """
@@ -185,12 +186,15 @@ def alternatives(runtime: Any, pipeline: Any, users: list[str], n: int) -> str:
     import statistics
 
     from labcore.features.base import AFFINITY_SERVICE, RANKING_WITHOUT_EMBEDDING
+    from labcore.features.feast import FeastServerFeatures
     from labcore.features.repo import open_serving_store
+    from labcore.ranking.client import RankingClient
     from labcore.ranking.formula import Candidate
-    from labcore.ranking.models import get_model
 
     stack, settings = runtime.stack, runtime.settings
-    model = get_model(settings.ranking_model)
+    # The runtime's own servers, which the feed does not call in the embedded profile
+    feature_server = FeastServerFeatures(settings.resolved_feature_server_url(), settings.feature_timeout_seconds)
+    ranking_service = RankingClient(settings.resolved_ranking_url(), settings.ranking_timeout_seconds, seed=settings.seed)
     serving = open_serving_store(settings, redis_url=settings.redis_url)
     affinity_service = serving.get_feature_service(AFFINITY_SERVICE)
     timings: dict[str, list[float]] = defaultdict(list)
@@ -210,6 +214,12 @@ def alternatives(runtime: Any, pipeline: Any, users: list[str], n: int) -> str:
             features=affinity_service, entity_rows=[{"user_id": user, "author_id": a} for a in authors]
         ).to_dict()
 
+    # Which side the feed uses here: the settings decide (in-process unless told "server")
+    reads = {"features": settings.resolved_feature_read(), "ranking": settings.resolved_ranking_read()}
+
+    def used(kind: str, read: str) -> str:
+        return "current" if reads[kind] == read else "not on the feed's path"
+
     k = settings.discovery_candidates
     for user in users[:n]:
         result = pipeline.run(user)
@@ -227,17 +237,21 @@ def alternatives(runtime: Any, pipeline: Any, users: list[str], n: int) -> str:
         since = now - settings.impression_window_hours * 3600
         timed("2 seen: DuckDB seen_since (current, + Redis set)", lambda: stack.impressions.seen_since(user, since, every))
         timed("2 seen: Redis recent-impressions set alone", lambda: stack.recent_impressions.seen_since(user, since, every))
-        timed("3 features: Feast feature server over HTTP, 2 calls (current)",
+        timed(f"3 features: Feast online store read in-process, planned once, 2 calls ({used('features', 'in-process')})",
               lambda: stack.features.ranking_features(user, keys))
-        timed("3 features: Feast get_online_features in-process, 2 calls", lambda: feast_in_process(user, keys))
+        timed(f"3 features: Feast feature server over HTTP, 2 calls, no embeddings ({used('features', 'server')})",
+              lambda: feature_server.ranking_features(user, keys))
+        timed("3 features: Feast get_online_features (FeatureStore API), 2 calls", lambda: feast_in_process(user, keys))
         timed("3 features: Redis feature cache, one pipeline (with embeddings)",
               lambda: stack.feature_cache.ranking_features(user, keys))
-        timed("3 embeddings: Qdrant local retrieve (current)", lambda: stack.vectors.vectors(ids))
+        timed("3 embeddings: Qdrant local retrieve (for rows without one)", lambda: stack.vectors.vectors(ids))
         timed("3 embeddings: Redis feature cache HGET pipeline", lambda: stack.feature_cache.embeddings(ids))
         timed("3 hydrate: SQL get_posts (current)", lambda: stack.store.get_posts(ids))
         candidates = [Candidate(j.post_id, j.features) for j in survivors]
-        timed("3 ranking: ranking service over HTTP (current)", lambda: stack.ranker.rank(user, candidates, now))
-        timed("3 ranking: same model called in-process", lambda: model(user, candidates, now, settings.seed))
+        timed(f"3 ranking: the scorer called in-process ({used('ranking', 'in-process')})",
+              lambda: stack.ranker.rank(user, candidates, now))
+        timed(f"3 ranking: ranking service over HTTP ({used('ranking', 'server')})",
+              lambda: ranking_service.rank(user, candidates, now))
     lines = ["", f"### alternatives, median (p90) ms over {min(n, len(users))} users", "```"]
     for name, ms in timings.items():
         ms.sort()

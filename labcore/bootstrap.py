@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from labcore.features.base import FeatureSource
     from labcore.features.writer import FeatureWriter
     from labcore.ranking.client import RankingClient
+    from labcore.ranking.in_process import InProcessRanker
     from labcore.workers.loop import ConsumerLoop
 
 # Built on first use; ``build_stack(name=...)`` overrides any of them.
@@ -143,7 +144,16 @@ class Stack:
         )
 
     @cached_property
-    def ranker(self) -> RankingClient:
+    def ranker(self) -> RankingClient | InProcessRanker:
+        """The ranking model: loaded in this process where this profile owns it, else its service."""
+        settings = self.settings
+        if settings.resolved_ranking_read() == "in-process":
+            from labcore.ranking.ab_split import AbSplit
+            from labcore.ranking.in_process import InProcessRanker
+            from labcore.ranking.scorer import Scorer
+
+            split = AbSplit(settings.ranking_model, settings.ranking_treatment, settings.ranking_treatment_share)
+            return InProcessRanker(Scorer.load(split, settings.models_dir), seed=settings.seed)
         from labcore.ranking.client import RankingClient
 
         return RankingClient(

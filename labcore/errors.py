@@ -33,8 +33,12 @@ class Forbidden(LabError):
 
 
 class BackendUnavailable(LabError):
-    """A backend (Redis, SQL, the event log, ...) cannot be reached; callers pick a fallback."""
+    """A backend (Redis, SQL, the event log, ...) cannot be reached; callers pick a fallback.
 
-    def __init__(self, component: str, message: str) -> None:
+    ``reason`` is a metric label for why (``timeout``, ``unreachable``, ``http_503``, ...).
+    """
+
+    def __init__(self, component: str, message: str, reason: str = "unreachable") -> None:
         super().__init__(f"{component} unavailable: {message}")
         self.component = component
+        self.reason = reason

@@ -170,6 +170,14 @@ class Settings(BaseSettings):
 
     # --- Ranking and re-rank -------------------------------------------------------------------------
     ranking_url: str | None = Field(default=None, description="Default: this runtime's ranking service.")
+    ranking_read: Literal["in-process", "server"] | None = Field(
+        default=None,
+        description=(
+            "How the feed reaches the ranking model: called in this process (default embedded: the"
+            " runtime loads the models and also serves them on ranking_port) or through the ranking"
+            " service over HTTP (default compose)."
+        ),
+    )
     ranking_port: int = Field(default=8001, ge=0, le=65535)
     ranking_model: str = Field(
         default="formula-v1",
@@ -279,6 +287,9 @@ class Settings(BaseSettings):
             return self.feature_server_url
         host = "feast-feature-store" if self.profile == "compose" else self.host
         return f"http://{host}:{self.feature_port}"
+
+    def resolved_ranking_read(self) -> str:
+        return self.ranking_read or ("server" if self.profile == "compose" else "in-process")
 
     def resolved_ranking_url(self) -> str:
         if self.ranking_url:

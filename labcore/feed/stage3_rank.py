@@ -18,6 +18,7 @@ import numpy as np
 from labcore.domain import Post, to_epoch
 from labcore.errors import BackendUnavailable
 from labcore.feed.journey import Journey
+from labcore.observability import metrics
 from labcore.ranking.formula import Candidate, recency
 
 if TYPE_CHECKING:
@@ -105,7 +106,8 @@ def rank(stack: Stack, user_id: str, journeys: list[Journey], now: float, fallba
     candidates = [Candidate(j.post_id, j.features) for j in journeys]
     try:
         scores, version = stack.ranker.rank(user_id, candidates, now)
-    except BackendUnavailable:
+    except BackendUnavailable as exc:  # the service (or, embedded, the in-process ranker) is down
+        metrics.RANKING_ERRORS.labels(exc.reason).inc()
         fallbacks.append("ranking:recency")
         scores, version = {c.post_id: recency(c.features.get("created_at"), now) for c in candidates}, "recency"
     for journey in journeys:

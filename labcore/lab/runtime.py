@@ -8,7 +8,9 @@
 2. builds the stack and opens the files only one process may own: the SQLite database, the Qdrant
    Edge shard, the DuckDB impressions table and Feast's online store;
 3. materializes features once (SQL → parquet → online store) so a restarted stack serves at once;
-4. serves the API (8000), the ranking service (8001) and Feast's feature server (6566);
+4. serves the API (8000), the ranking service (8001) and Feast's feature server (6566); the feed itself
+   reads Feast and calls the ranking models in this process (``feature_read``, ``ranking_read``), so
+   its hot path has no HTTP hop, while the servers answer everything outside it;
 5. runs the workers as threads: outbox relay, fan-out, embedding, interest vectors, feature
    freshness, the impressions loader and a periodic feature batch;
 6. writes its endpoints to ``.feedlab/runtime.json`` for ``labcore.connect()`` and the CLI.
@@ -48,6 +50,8 @@ from labcore.feed.pipeline import FeedPipeline
 from labcore.lab.faults import Gate
 from labcore.observability.tracing import setup_tracing
 from labcore.ranking.ab_split import AbSplit
+from labcore.ranking.in_process import InProcessRanker
+from labcore.ranking.scorer import Scorer
 from labcore.settings import SERVED_PORTS, Settings
 from labcore.workers.loop import ConsumerLoop
 from labcore.write.outbox import OutboxRelay
@@ -73,16 +77,16 @@ class Runtime:
         self.reports: dict[str, Callable[[], dict[str, Any]]] = {}
         # Ports asked for as 0, bound at start and held until their server takes them over
         self.held_sockets: dict[str, socket.socket] = {}
+        self._in_process_ranker: InProcessRanker | None = None  # settings.ranking_read "in-process"
+        self._ranking_gate: Gate | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------
     def start(self) -> Runtime:
-        from services.ranking.app import load_models
-
         # The ranking model(s) first: an unknown version stops `feedlab up` before anything runs
         # (no redis-server child left behind to clean up).
         split = AbSplit(self.settings.ranking_model, self.settings.ranking_treatment, self.settings.ranking_treatment_share)
         try:
-            ranking_models = load_models(split, self.settings.models_dir)
+            scorer = Scorer.load(split, self.settings.models_dir)
         except ValueError as exc:
             raise SystemExit(str(exc)) from exc
         self.settings = self._resolve_ports(self.settings)
@@ -125,9 +129,13 @@ class Runtime:
         from services.ranking.app import create_app as create_ranking_app
 
         writes = WritePath(stack, on_commit=relay.notify)
-        self._ranking_app = create_ranking_app(
-            split.control, treatment=split.treatment, treatment_share=split.share, models=ranking_models
-        )
+        # One scorer, served on the ranking port and, unless ranking_read says "server", called by the
+        # feed in-process (no HTTP + JSON hop), behind a gate that "stop ranking" closes with the service.
+        self._ranking_app = create_ranking_app(scorer=scorer)
+        if settings.resolved_ranking_read() == "in-process":
+            self._in_process_ranker = InProcessRanker(scorer, seed=settings.seed)
+            self._ranking_gate = Gate("ranking", self._in_process_ranker)
+            stack.__dict__["ranker"] = self._ranking_gate
         self._serve("ranking", self._ranking_app, settings.ranking_port, self.held_sockets.pop("ranking_port", None))
         self.pipeline = FeedPipeline(stack)
         api = create_app(stack, writes, self.reports, self.pipeline, control=self)
@@ -204,6 +212,8 @@ class Runtime:
         elif name == "redis":
             self.redis_server.stop()  # type: ignore[union-attr]
         elif name == "ranking":
+            if self._ranking_gate is not None:
+                self._ranking_gate.close_gate()
             self.servers["ranking"].should_exit = True
             self.threads["ranking"].join(10)
         elif name == "feature-server":
@@ -225,6 +235,8 @@ class Runtime:
             self.redis_server.start()  # type: ignore[union-attr] - same port, same data
         elif name == "ranking":
             self._serve("ranking", self._ranking_app, settings.ranking_port)
+            if self._ranking_gate is not None:
+                self._ranking_gate.open_gate()
         elif name == "feature-server":
             self.feature_server = FeatureServerThread(
                 open_serving_store(settings, redis_url=settings.redis_url), settings.host, settings.feature_port
@@ -245,7 +257,6 @@ class Runtime:
         do, for a notebook. The new model versions are loaded *before* anything is swapped, so an
         unknown version is refused (``InvalidInput``) and the running service keeps serving."""
         from services.ranking.app import create_app as create_ranking_app
-        from services.ranking.app import load_models
 
         unknown = set(changes) - set(self.SERVING_KNOBS)
         if unknown:
@@ -253,7 +264,7 @@ class Runtime:
         try:
             settings = Settings.model_validate(self.settings.model_dump() | changes)
             split = AbSplit(settings.ranking_model, settings.ranking_treatment, settings.ranking_treatment_share)
-            models = load_models(split, settings.models_dir)
+            scorer = Scorer.load(split, settings.models_dir)
         except ValueError as exc:  # pydantic's ValidationError is a ValueError too
             raise InvalidInput(str(exc)) from exc
         ranking_changed = any(
@@ -266,10 +277,9 @@ class Runtime:
             running = self.services()["ranking"] == "running"
             if running:
                 self.stop_service("ranking")
-            self._ranking_app = create_ranking_app(
-                settings.ranking_model, treatment=settings.ranking_treatment,
-                treatment_share=settings.ranking_treatment_share, models=models,
-            )  # fmt: skip
+            self._ranking_app = create_ranking_app(scorer=scorer)
+            if self._in_process_ranker is not None:
+                self._in_process_ranker.scorer = scorer
             if running:
                 self.start_service("ranking")
         return self.serving()

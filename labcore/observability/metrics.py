@@ -56,7 +56,7 @@ RANKING_LATENCY = Histogram(
     "ranking_latency_seconds", "Time the ranking service takes to score one request.", ["model"], buckets=LATENCY_BUCKETS
 )
 RANKING_ERRORS = Counter(
-    "ranking_errors_total", "Calls from the feed to the ranking service that failed, by reason.", ["reason"]
+    "ranking_errors_total", "Feed calls to the ranking model (in-process or the service) that failed, by reason.", ["reason"]
 )
 
 # --- write path and workers -------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 ``formula``   ``formula-v1``, the hand-weighted model, and ``Candidate``
 ``models``    a model version by name: the formula or a learned one (``get_model``)
 ``ab_split``  which version scores a user's feed (control / treatment by user hash)
-``client``    the feed's HTTP client for the ranking service (``POST /rank``)
+``scorer``    one request scored: the user's arm, its model, the span and the latency metric
+``client``    the feed's HTTP client for the ranking service (``POST /rank``; compose)
+``in_process`` the feed's ranker calling the scorer directly (embedded: ``settings.ranking_read``)
 ``learned/``  a learned ranker: dataset, training, evaluation, the registry
 
 The ranking service itself is a deployable: ``services/ranking``.

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import httpx
 
 from labcore.errors import BackendUnavailable
-from labcore.observability import metrics, tracing
+from labcore.observability import tracing
 from labcore.ranking.formula import Candidate
 
 
@@ -18,7 +18,8 @@ class RankingClient:
         self._http = httpx.Client(timeout=timeout)
 
     def rank(self, user_id: str, candidates: Sequence[Candidate], now: float) -> tuple[dict[str, float], str]:
-        """``({post_id: score}, model_version)``; ``BackendUnavailable`` when the service cannot answer."""
+        """``({post_id: score}, model_version)``; ``BackendUnavailable`` (with the reason) when the service
+        cannot answer."""
         body = {
             "user_id": user_id,
             "now": now,
@@ -30,8 +31,7 @@ class RankingClient:
             response = self._http.post(f"{self.url}/rank", json=body, headers=tracing.inject())
             response.raise_for_status()
         except httpx.HTTPError as exc:
-            metrics.RANKING_ERRORS.labels(_reason(exc)).inc()
-            raise BackendUnavailable("ranking", f"{self.url}: {exc}") from exc
+            raise BackendUnavailable("ranking", f"{self.url}: {exc}", reason=_reason(exc)) from exc
         data = response.json()
         return {s["post_id"]: s["score"] for s in data["scores"]}, data["model_version"]
 

@@ -14,22 +14,17 @@ scored it — which is how the feed, its response and the simulator know each us
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException
 from fastapi_offline import FastAPIOffline
-from opentelemetry import trace
 from pydantic import BaseModel, ConfigDict, Field
 
-from labcore.observability import metrics
 from labcore.ranking.ab_split import AbSplit
 from labcore.ranking.formula import Candidate
-from labcore.ranking.models import Model, get_model
+from labcore.ranking.scorer import Scorer
 from labcore.settings import Settings
 from services.http_telemetry import FASTAPI_TELEMETRY, instrument
-
-tracer = trace.get_tracer(__name__)
 
 
 class CandidateIn(BaseModel):
@@ -55,58 +50,49 @@ class RankResponse(BaseModel):
     scores: list[Score]
 
 
-def load_models(split: AbSplit, models_dir: Path | None = None) -> dict[str, Model]:
-    """Every version the split serves, loaded; ``ValueError`` for an unknown one."""
-    return {version: get_model(version, models_dir) for version in split.versions}
-
-
 def create_app(
     model_version: str = "formula-v1",
     *,
     treatment: str | None = None,
     treatment_share: float = 0.5,
     models_dir: Path | None = None,
-    models: Mapping[str, Model] | None = None,
+    scorer: Scorer | None = None,
 ) -> FastAPI:
     """The service for ``model_version`` (and, with ``treatment``, an A/B split between the two).
 
-    ``models`` may pass the versions already loaded (``load_models``); otherwise they are loaded
-    here and an unknown version exits: a service must not start with a model it cannot serve.
+    ``scorer`` may pass the split already loaded (the embedded runtime shares its scorer with the feed's
+    in-process ranker); otherwise the versions are loaded here and an unknown one exits: a service must
+    not start with a model it cannot serve.
     """
-    split = AbSplit(model_version, treatment, treatment_share)
-    if models is None:
+    if scorer is None:
+        split = AbSplit(model_version, treatment, treatment_share)
         try:
-            models = load_models(split, models_dir)
+            scorer = Scorer.load(split, models_dir)
         except ValueError as exc:
             raise SystemExit(str(exc)) from exc
-    for version in models:  # ranking_latency_seconds{model} at zero before the first /rank
-        metrics.RANKING_LATENCY.labels(version)
+    split = scorer.split
     # /docs with Swagger UI's files from the installed fastapi-offline package, not a CDN (offline laptops)
     app = FastAPIOffline(title="Social Feed Lab ranking", version="0.1.0", telemetry=FASTAPI_TELEMETRY)
 
     @app.post("/rank", response_model=RankResponse)
     def rank(body: RankRequest) -> RankResponse:
         candidates = [Candidate(c.post_id, c.features) for c in body.candidates]
-        version = split.arm(body.user_id)
-        started = time.perf_counter()
-        with tracer.start_as_current_span("score", attributes={"model": version, "candidates": len(candidates)}):
-            try:
-                scores = models[version](body.user_id, candidates, body.now or time.time(), body.seed)
-            except (TypeError, ValueError) as exc:
-                raise HTTPException(422, f"cannot score these features: {exc}") from exc
-        metrics.RANKING_LATENCY.labels(version).observe(time.perf_counter() - started)
+        try:
+            scores, version = scorer.score(body.user_id, candidates, body.now or time.time(), body.seed)
+        except (TypeError, ValueError) as exc:
+            raise HTTPException(422, f"cannot score these features: {exc}") from exc
         return RankResponse(
             model_version=version,
-            scores=[Score(post_id=c.post_id, score=float(s)) for c, s in zip(candidates, scores, strict=True)],
+            scores=[Score(post_id=c.post_id, score=s) for c, s in zip(candidates, scores, strict=True)],
         )
 
     @app.get("/health")
     def health() -> dict[str, str | float | None]:
         return {
             "status": "ok",
-            "model_version": model_version,
-            "treatment": treatment,
-            "treatment_share": treatment_share if treatment else None,
+            "model_version": split.control,
+            "treatment": split.treatment,
+            "treatment_share": split.share if split.treatment else None,
         }
 
     instrument(app)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+from labcore.errors import BackendUnavailable
+from labcore.ranking.ab_split import AbSplit
 from labcore.ranking.formula import (
     WEIGHTS,
     Candidate,
@@ -13,7 +15,10 @@ from labcore.ranking.formula import (
     jitter,
     recency,
 )
+from labcore.ranking.in_process import InProcessRanker
 from labcore.ranking.models import get_model
+from labcore.ranking.scorer import Scorer
+from labcore.settings import Settings
 from services.ranking.app import create_app
 
 NOW = 1_800_000_000.0
@@ -85,3 +90,54 @@ def test_service_scores_candidates_and_reports_version() -> None:
     assert client.post("/rank", json=body).json() == data  # reproducible
     assert client.post("/rank", json={"user_id": "u1"}).status_code == 422
     assert client.get("/health").json()["model_version"] == "formula-v1"
+
+
+def constant(user_id: str, candidates: list[Candidate], now: float, seed: int) -> list[float]:
+    return [0.5] * len(candidates)
+
+
+def refuses(user_id: str, candidates: list[Candidate], now: float, seed: int) -> list[float]:
+    raise ValueError("expected a feature this model needs")
+
+
+def test_the_in_process_ranker_answers_what_the_service_answers_for_every_user() -> None:
+    # The embedded feed calls the scorer directly; notebook 06 and compose call POST /rank. One
+    # scorer behind both: same scores, same arm of the A/B split for each user.
+    scorer = Scorer(AbSplit("formula-v1", "constant-v1", 0.5), {"formula-v1": formula_v1, "constant-v1": constant})
+    client = TestClient(create_app(scorer=scorer))
+    ranker = InProcessRanker(scorer, seed=7)
+    features = [{"created_at": NOW - i * 3600, "like_count": i, "affinity_score": 0.1 * i} for i in range(5)]
+    versions = set()
+    for user in (f"u{i}" for i in range(20)):
+        body = {"user_id": user, "now": NOW, "seed": 7,
+                "candidates": [{"post_id": f"p{i}", "features": f} for i, f in enumerate(features)]}  # fmt: skip
+        served = client.post("/rank", json=body).json()
+        scores, version = ranker.rank(user, [Candidate(f"p{i}", f) for i, f in enumerate(features)], NOW)
+        assert version == served["model_version"] == scorer.split.arm(user)
+        assert scores == {s["post_id"]: s["score"] for s in served["scores"]}
+        versions.add(version)
+    assert versions == {"formula-v1", "constant-v1"}  # both arms were exercised
+    assert client.get("/health").json() == {
+        "status": "ok", "model_version": "formula-v1", "treatment": "constant-v1", "treatment_share": 0.5,
+    }  # fmt: skip
+
+
+def test_a_model_that_cannot_score_is_a_422_from_the_service_and_unavailable_in_process() -> None:
+    scorer = Scorer(AbSplit("refuses-v1"), {"refuses-v1": refuses})
+    body = {"user_id": "u1", "now": NOW, "candidates": [{"post_id": "a", "features": {}}]}
+    response = TestClient(create_app(scorer=scorer)).post("/rank", json=body)
+    assert response.status_code == 422 and "expected a feature" in response.json()["detail"]
+    with pytest.raises(BackendUnavailable) as caught:
+        InProcessRanker(scorer).rank("u1", [Candidate("a", {})], NOW)
+    assert (caught.value.component, caught.value.reason) == ("ranking", "http_422")  # as the service would say
+
+
+def test_a_scorer_needs_a_model_for_every_version_its_split_serves() -> None:
+    with pytest.raises(ValueError, match="constant-v1"):
+        Scorer(AbSplit("formula-v1", "constant-v1"), {"formula-v1": formula_v1})
+
+
+@pytest.mark.parametrize(("profile", "expected"), [("embedded", "in-process"), ("compose", "server")])
+def test_the_feed_calls_the_model_in_process_only_where_the_profile_owns_it(profile: str, expected: str) -> None:
+    assert Settings(profile=profile).resolved_ranking_read() == expected
+    assert Settings(profile=profile, ranking_read="server").resolved_ranking_read() == "server"
