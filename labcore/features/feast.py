@@ -17,8 +17,8 @@ column-major answer into rows with one function, ``rows_from_columns``.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -274,10 +274,20 @@ class _ReadPlan:
         return columns
 
 
+# Proto fields Feast's own conversion returns unchanged (``feast.type_map.feast_value_type_to_python_type``
+# ends in ``return val`` for them): read directly, they cost 0.3 µs instead of ~4 (about 1,000 values a request).
+_SCALARS = frozenset({"int32_val", "int64_val", "double_val", "float_val", "bool_val", "string_val", "bytes_val"})
+
+
 def _python(value: Any) -> Any:
     """A Feast ``ValueProto`` as Python; a float list (the embedding) straight to numpy."""
     from feast.type_map import feast_value_type_to_python_type
 
-    if value.WhichOneof("val") == "float_list_val":
+    kind = value.WhichOneof("val")
+    if kind in _SCALARS:
+        return getattr(value, kind)
+    if kind is None:
+        return None
+    if kind == "float_list_val":
         return np.array(value.float_list_val.val, dtype=np.float32)
     return feast_value_type_to_python_type(value)
