@@ -144,6 +144,10 @@ class Runtime:
         # Everything built so far lives as long as the process: move it out of the collector's
         # sight, or full collections over ~650k objects stall requests for ~400 ms (bench/).
         gc.freeze()
+        # What is made later and lives on (caches, pooled connections, the workers' state) still gets
+        # a full pass every 10th gen-1 collection: ~30 ms each, 1 request in 50 on the small world
+        # (bench/profile_feed.py), which is the feed's p99. Every 100th keeps them out of it.
+        gc.set_threshold(gc.get_threshold()[0], gc.get_threshold()[1], 100)
         log.info("feed lab runtime up: api %s", settings.resolved_api_url())
         return self
 
