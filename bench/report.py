@@ -193,9 +193,12 @@ def markdown(report: dict[str, Any]) -> str:
         lines += ["", f"## {case['title']}", "", f"**{case['headline']}** — verdict: {_verdict(case)}", ""]
         context = case.get("context") or {}
         if context.get("generated_at") and context["generated_at"] != report["generated_at"]:
+            other_cpu = context.get("cpu_model") not in (None, m.get("cpu_model"))
             lines += [
-                f"_Measured in a separate run: `{context.get('command')}` on {context['generated_at']}, load average"
-                f" {fmt(context.get('loadavg_start'))} at start / {fmt(context.get('loadavg_end'))} at end._",
+                f"_Measured in a separate run: `{context.get('command')}` on {context['generated_at']}"
+                + (f" on another machine ({context['cpu_model']})" if other_cpu else "")
+                + f", load average {fmt(context.get('loadavg_start'))} at start / {fmt(context.get('loadavg_end'))}"
+                " at end._",
                 "",
             ]
         if case.get("error"):

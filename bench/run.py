@@ -70,7 +70,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--freshness-seconds", type=float, default=20.0)
     p.add_argument("--catchup-timeout", type=float, default=3600.0)
     p.add_argument("--merge", action="store_true",
-                   help="put this run's cases into the existing report, replacing theirs (--case large does this by itself)")
+                   help="keep the existing report's cases this run does not measure, replacing the others "
+                        "(--case large does this by itself)")
     p.add_argument("--md", type=Path, default=None, help="Markdown report (default docs/benchmarks.md; --quick: build/benchmarks/quick.md)")
     p.add_argument("--json", type=Path, default=None, help="JSON report (default docs/benchmarks.json; --quick: build/benchmarks/quick.json)")
     # fmt: skip
@@ -160,13 +161,11 @@ def run(args: argparse.Namespace, *, command: str) -> int:
     finish_report(report, ordered)
     for case in report["cases"]:  # each case says when and under what load it ran (kept ones keep theirs)
         case.setdefault("context", {"generated_at": report["generated_at"], "command": report["command"],
+                                    "cpu_model": report["machine"].get("cpu_model"),
                                     "loadavg_start": report["machine"]["loadavg_start"],
                                     "loadavg_end": report["machine"]["loadavg_end"]})  # fmt: skip
     merge = getattr(args, "merge", False) or set(wanted) <= set(KEPT_ACROSS_RUNS)
-    if merge and (merged := merge_into_previous(report, js)) is not None:
-        report, carried = merged, []  # `--case large` alone: only its section of the report changes
-    else:
-        carried = carry_over(report, js, KEPT_ACROSS_RUNS)
+    report, carried = combine_with_previous(report, js, merge=merge)
     write_report(report, md, js)
     machine = report["machine"]
     say(f"\nwrote {md} and {js}; load average at start {machine['loadavg_start']}, at end {machine['loadavg_end']}"
@@ -214,6 +213,19 @@ def _runtime_cases(
     return session
 
 
+def combine_with_previous(report: dict, json_path: Path, *, merge: bool) -> tuple[dict, list[str]]:
+    """The report to write, and the names of the cases kept from the one at ``json_path``.
+
+    A run that measured the world heads the report (its date, machine, world); the previous report's
+    ``large`` section stays, and with ``merge`` every case this run did not measure, each saying when
+    and on what machine it ran. A merge that measured no world (``--case large`` alone) changes only
+    its own sections of the previous report.
+    """
+    if merge and not report["world"] and (merged := merge_into_previous(report, json_path)) is not None:
+        return merged, []
+    return report, carry_over(report, json_path, CASES if merge else KEPT_ACROSS_RUNS)
+
+
 def merge_into_previous(report: dict, json_path: Path) -> dict | None:
     """The report at ``json_path`` with this run's cases put in (replacing theirs); None if there is none."""
     try:
@@ -245,7 +257,8 @@ def carry_over(report: dict, json_path: Path, names: tuple[str, ...]) -> list[st
     carried = []
     for case in previous.get("cases", []):
         if case.get("name") in names and case["name"] not in have:
-            case.setdefault("context", {"generated_at": previous.get("generated_at"), "command": previous.get("command")})
+            case.setdefault("context", {"generated_at": previous.get("generated_at"), "command": previous.get("command"),
+                                        "cpu_model": (previous.get("machine") or {}).get("cpu_model")})  # fmt: skip
             report["cases"].append(case)
             carried.append(case["name"])
     order = {n: i for i, n in enumerate(CASES)}

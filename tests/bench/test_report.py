@@ -7,7 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bench.report import CaseResult, finish_report, markdown, new_report, write_report
-from bench.run import carry_over, merge_into_previous
+from bench.run import carry_over, combine_with_previous, merge_into_previous
 from labcore.widgets.scaling import (
     bench_catchup_figure,
     bench_ratio_figure,
@@ -104,3 +104,27 @@ def test_large_is_kept_across_runs_and_its_own_run_changes_only_its_section(tmp_
     assert merged is not None and merged["generated_at"] == "yesterday"  # the rest of the report is untouched
     assert [c["name"] for c in merged["cases"]] == ["fanout", "feed", "recall", "memory", "large"]
     assert merge_into_previous(large_run, tmp_path / "none.json") is None
+
+
+def test_a_merged_run_that_measured_the_world_heads_the_report_and_old_cases_name_their_machine(tmp_path: Path) -> None:
+    # feedlab bench --merge on a new machine: the header (date, machine, world) must be this run's,
+    # not the previous report's; the cases it did not re-measure stay, saying when and where they ran.
+    js = tmp_path / "benchmarks.json"
+    previous = fake_report() | {"generated_at": "yesterday", "command": "feedlab bench"}
+    previous["machine"] = previous["machine"] | {"cpu_model": "Old CPU"}
+    js.write_text(json.dumps(previous))
+
+    run = finish_report(new_report(size="tiny", quick=True, command="feedlab bench --case feed --merge"),
+                        [fake_cases()[1]])  # fmt: skip
+    run["world"] = {"size": "tiny"}
+    run["machine"]["cpu_model"] = "New CPU"
+    combined, carried = combine_with_previous(run, js, merge=True)
+    assert combined is run and carried == ["fanout", "recall", "memory"]
+    assert combined["machine"]["cpu_model"] == "New CPU" and combined["world"] == {"size": "tiny"}
+    assert [c["name"] for c in combined["cases"]] == ["fanout", "feed", "recall", "memory"]
+    text = markdown(combined)
+    assert "_Measured in a separate run: `feedlab bench` on yesterday on another machine (Old CPU)" in text
+
+    _, carried = combine_with_previous(finish_report(new_report(size="tiny", quick=True, command="feedlab bench"),
+                                                     [fake_cases()[1]]), js, merge=False)  # fmt: skip
+    assert carried == []  # without --merge only `large` would be kept, and there is none
