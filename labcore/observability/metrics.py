@@ -53,7 +53,8 @@ FEATURE_FETCH = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 RANKING_LATENCY = Histogram(
-    "ranking_latency_seconds", "Time the ranking service takes to score one request.", ["model"], buckets=LATENCY_BUCKETS
+    "ranking_latency_seconds", "Time the ranking model takes to score one request (in-process or in the service).",
+    ["model"], buckets=LATENCY_BUCKETS,
 )
 RANKING_ERRORS = Counter(
     "ranking_errors_total", "Feed calls to the ranking model (in-process or the service) that failed, by reason.", ["reason"]
