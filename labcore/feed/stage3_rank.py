@@ -11,7 +11,6 @@ counts and times straight from the post rows), ``ranking:recency`` (ranking down
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -34,9 +33,10 @@ Similarity = Callable[[np.ndarray | None, np.ndarray | None], float | None]
 def cosine(a: np.ndarray | None, b: np.ndarray | None) -> float | None:
     if a is None or b is None:
         return None
-    # Three dot products: 4.9 µs a pair where np.linalg.norm's checks made it 6.9 (it runs per candidate).
-    norm = math.sqrt(float(np.dot(a, a)) * float(np.dot(b, b)))
-    return float(np.dot(a, b)) / norm if norm else None
+    # The same arithmetic as exercise 06's solution, to the last bit (tests/exercises compare the feeds
+    # they build exactly). Dot products instead of norms would save 2 µs a pair, ~0.3 ms a request.
+    norm = float(np.linalg.norm(a) * np.linalg.norm(b))
+    return float(np.dot(a, b) / norm) if norm else None
 
 
 def fetch_features(

@@ -33,7 +33,10 @@ from labcore.errors import InvalidInput
 from labcore.extensions import EXTENSION_POINTS
 from labcore.features.batch import materialize
 from labcore.feed.pipeline import FeedPipeline, FeedResult
-from labcore.ranking.formula import Candidate, formula_v1
+from labcore.ranking.ab_split import AbSplit
+from labcore.ranking.formula import formula_v1
+from labcore.ranking.in_process import InProcessRanker
+from labcore.ranking.scorer import Scorer
 from labcore.settings import Settings
 from labcore.testing import MemoryFeatures
 from labcore.workers.fanout import FanoutHandler
@@ -154,14 +157,6 @@ NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 DIM = 384  # the collection's size: all-MiniLM-L6-v2's
 
 
-class InProcessRanker:
-    """The ranking service's model, called in process (same ``formula-v1``, same seed)."""
-
-    def rank(self, user_id: str, candidates: list[Candidate], now: float) -> tuple[dict[str, float], str]:
-        scores = formula_v1(user_id, candidates, now, 42)
-        return {c.post_id: s for c, s in zip(candidates, scores, strict=True)}, "formula-v1"
-
-
 @pytest.fixture
 def redis_url(embedded_redis: EmbeddedRedis) -> Iterator[str]:
     client = redis.Redis.from_url(embedded_redis.url)
@@ -169,6 +164,11 @@ def redis_url(embedded_redis: EmbeddedRedis) -> Iterator[str]:
     yield embedded_redis.url
     client.flushdb()
     client.close()
+
+
+def formula_v1_in_process() -> InProcessRanker:
+    """The embedded feed's own ranker: ``formula-v1`` called in process, seed 42."""
+    return InProcessRanker(Scorer(AbSplit("formula-v1"), {"formula-v1": formula_v1}), seed=42)
 
 
 def build_world(data_dir: Path, redis_url: str, extension_settings: dict[str, str | None]) -> Stack:
@@ -181,7 +181,7 @@ def build_world(data_dir: Path, redis_url: str, extension_settings: dict[str, st
     vectors.ensure_collection()
     # Feast's server stopped (a fake that is down): every feed falls back to the Redis feature cache.
     feast_stopped = MemoryFeatures(down=True)
-    stack = build_stack(settings, vectors=vectors, features=feast_stopped, ranker=InProcessRanker())
+    stack = build_stack(settings, vectors=vectors, features=feast_stopped, ranker=formula_v1_in_process())
     try:
         write_world(stack)
     except BaseException:
