@@ -78,6 +78,8 @@ class Runtime:
         # Ports asked for as 0, bound at start and held until their server takes them over
         self.held_sockets: dict[str, socket.socket] = {}
         self._in_process_ranker: InProcessRanker | None = None  # settings.ranking_read "in-process"
+        # The feed's in-process Feast reader and ranker, closed with their servers
+        self._feast_gate: Gate | None = None
         self._ranking_gate: Gate | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -223,7 +225,7 @@ class Runtime:
         elif name == "feature-server":
             # Feast is down for everyone: its HTTP server and the feed's in-process reader.
             self.feature_server.stop()  # type: ignore[union-attr]
-            self._feast_gate.close_gate()
+            self._feast_gate.close_gate()  # type: ignore[union-attr]
         else:
             self.thread_stops[name].set()
             self.threads[name].join(10)
@@ -245,7 +247,7 @@ class Runtime:
             self.feature_server = FeatureServerThread(
                 open_serving_store(settings, redis_url=settings.redis_url), settings.host, settings.feature_port
             ).start()
-            self._feast_gate.open_gate()
+            self._feast_gate.open_gate()  # type: ignore[union-attr]
         else:
             self._spawn(name, self.targets[name])
 
@@ -296,8 +298,9 @@ class Runtime:
         self.stop_event.set()
         for event in self.thread_stops.values():
             event.set()
-        for gate in self.gates.values():
-            gate.open_gate()  # so the stores close cleanly
+        for gate in (*self.gates.values(), self._feast_gate, self._ranking_gate):
+            if gate is not None:
+                gate.open_gate()  # so the stores close cleanly: a closed gate refuses close() too
         for server in self.servers.values():
             server.should_exit = True
         if self.feature_server is not None:
