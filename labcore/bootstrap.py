@@ -148,12 +148,10 @@ class Stack:
         """The ranking model: loaded in this process where this profile owns it, else its service."""
         settings = self.settings
         if settings.resolved_ranking_read() == "in-process":
-            from labcore.ranking.ab_split import AbSplit
             from labcore.ranking.in_process import InProcessRanker
             from labcore.ranking.scorer import Scorer
 
-            split = AbSplit(settings.ranking_model, settings.ranking_treatment, settings.ranking_treatment_share)
-            return InProcessRanker(Scorer.load(split, settings.models_dir), seed=settings.seed)
+            return InProcessRanker(Scorer.from_settings(settings), seed=settings.seed)
         from labcore.ranking.client import RankingClient
 
         return RankingClient(

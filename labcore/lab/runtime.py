@@ -49,7 +49,6 @@ from labcore.features.writer import FeatureWriter
 from labcore.feed.pipeline import FeedPipeline
 from labcore.lab.faults import Gate
 from labcore.observability.tracing import setup_tracing
-from labcore.ranking.ab_split import AbSplit
 from labcore.ranking.in_process import InProcessRanker
 from labcore.ranking.scorer import Scorer
 from labcore.settings import SERVED_PORTS, Settings
@@ -86,9 +85,8 @@ class Runtime:
     def start(self) -> Runtime:
         # The ranking model(s) first: an unknown version stops `feedlab up` before anything runs
         # (no redis-server child left behind to clean up).
-        split = AbSplit(self.settings.ranking_model, self.settings.ranking_treatment, self.settings.ranking_treatment_share)
         try:
-            scorer = Scorer.load(split, self.settings.models_dir)
+            scorer = Scorer.from_settings(self.settings)
         except ValueError as exc:
             raise SystemExit(str(exc)) from exc
         self.settings = self._resolve_ports(self.settings)
@@ -269,8 +267,7 @@ class Runtime:
             raise InvalidInput(f"not a serving knob: {', '.join(sorted(unknown))}")
         try:
             settings = Settings.model_validate(self.settings.model_dump() | changes)
-            split = AbSplit(settings.ranking_model, settings.ranking_treatment, settings.ranking_treatment_share)
-            scorer = Scorer.load(split, settings.models_dir)
+            scorer = Scorer.from_settings(settings)
         except ValueError as exc:  # pydantic's ValidationError is a ValueError too
             raise InvalidInput(str(exc)) from exc
         ranking_changed = any(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from opentelemetry import trace
 
@@ -18,6 +19,9 @@ from labcore.observability import metrics
 from labcore.ranking.ab_split import AbSplit
 from labcore.ranking.formula import Candidate
 from labcore.ranking.models import Model, get_model
+
+if TYPE_CHECKING:
+    from labcore.settings import Settings
 
 tracer = trace.get_tracer(__name__)
 
@@ -38,6 +42,13 @@ class Scorer:
     def load(cls, split: AbSplit, models_dir: Path | None = None) -> Scorer:
         """The split's versions from the built-ins and the registry; ``ValueError`` for an unknown one."""
         return cls(split, {version: get_model(version, models_dir) for version in split.versions})
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Scorer:
+        """The split the settings describe (``ranking_model``, ``ranking_treatment``, ``..._share``), loaded
+        from ``models_dir``; ``ValueError`` for an unknown version."""
+        split = AbSplit(settings.ranking_model, settings.ranking_treatment, settings.ranking_treatment_share)
+        return cls.load(split, settings.models_dir)
 
     def score(self, user_id: str, candidates: Sequence[Candidate], now: float, seed: int = 0) -> tuple[list[float], str]:
         """``(scores in candidate order, the version that scored them)``. A model that cannot use

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -19,7 +21,7 @@ from labcore.ranking.in_process import InProcessRanker
 from labcore.ranking.models import get_model
 from labcore.ranking.scorer import Scorer
 from labcore.settings import Settings
-from services.ranking.app import create_app
+from services.ranking.app import create_app, create_app_from_settings
 
 NOW = 1_800_000_000.0
 
@@ -141,3 +143,10 @@ def test_a_scorer_needs_a_model_for_every_version_its_split_serves() -> None:
 def test_the_feed_calls_the_model_in_process_only_where_the_profile_owns_it(profile: str, expected: str) -> None:
     assert Settings(profile=profile).resolved_ranking_read() == expected
     assert Settings(profile=profile, ranking_read="server").resolved_ranking_read() == "server"
+
+
+def test_the_service_from_settings_serves_their_split_and_refuses_an_unknown_model(tmp_path: Path) -> None:
+    client = TestClient(create_app_from_settings(Settings(data_dir=tmp_path)))
+    assert client.get("/health").json()["model_version"] == "formula-v1"
+    with pytest.raises(SystemExit, match="unknown ranking model 'dlrm-v9'"):
+        create_app_from_settings(Settings(data_dir=tmp_path, ranking_model="dlrm-v9"))
