@@ -10,6 +10,7 @@ for ``redis`` — Feast's online store too.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -332,6 +333,34 @@ def test_a_like_keeps_a_known_embedding(lab: Lab) -> None:
     rows = lab.feast.ranking_features("dave", lab.candidates("b2"))
     assert rows["b2"].post is not None and rows["b2"].post.like_count == 2
     np.testing.assert_array_equal(rows["b2"].post.embedding, lab.embeddings["b2"])
+
+
+def test_a_like_that_overtook_its_post_never_erases_the_embedding_written_meanwhile(lab: Lab) -> None:
+    """The feature worker looks up c2's vector (none yet) while the embedding worker stores it and
+    writes c2's post_stats: whatever the interleaving, the last row written carries the embedding.
+
+    The batch also holds b2, whose vector is known: Feast then stores the batch's missing vector as
+    null (a batch of only unknown vectors leaves it alone), so a stale look-up would erase c2's."""
+    vector = unit_vector(99)
+    assert lab.sql.like("dave", "c2", []) and lab.sql.like("dave", "b2", [])
+    embedding_worker = threading.Thread(
+        target=lambda: (lab.embeddings.__setitem__("c2", vector), lab.refresh.posts_created({"c2": vector}))
+    )
+    cached = lab.cache.embeddings  # the look-up's last step: the vector store, then the cache
+
+    def embeddings(post_ids: list[str]) -> dict[str, np.ndarray]:
+        found = cached(post_ids)  # nothing for c2 yet, in either
+        embedding_worker.start()  # ... and now the worker stores c2's vector and refreshes c2
+        embedding_worker.join(timeout=1.0)  # it finishes, unless this refresh holds the lock it needs
+        return found
+
+    lab.cache.embeddings = embeddings  # type: ignore[method-assign]
+    lab.refresh.posts_liked([("dave", "c2"), ("dave", "b2")])
+    embedding_worker.join()
+    for online in (lab.feast, lab.cache):
+        post = online.ranking_features("dave", lab.candidates("c2"))["c2"].post
+        assert post is not None and post.like_count == 1
+        np.testing.assert_array_equal(post.embedding, vector)
 
 
 def test_an_older_row_does_not_overwrite_a_newer_one_in_the_cache(lab: Lab) -> None:
