@@ -52,8 +52,8 @@ def run(
         "redis_server_peak_rss_mib": redis_mib,
     }
     result.notes = [
-        "VmHWM of the runtime pid from runtime.json, read after the feed, features and freshness cases ran"
-        " against it (the peak therefore includes their load)."
+        "VmHWM of the runtime pid from runtime.json, read after the catch-up, feed, 8-client and features"
+        " cases ran against it (the peak therefore includes their load; freshness has its own runtime)."
     ]
     if not status:
         result.error = f"/proc/{pid}/status is not readable"

@@ -128,3 +128,26 @@ def test_a_merged_run_that_measured_the_world_heads_the_report_and_old_cases_nam
     _, carried = combine_with_previous(finish_report(new_report(size="tiny", quick=True, command="feedlab bench"),
                                                      [fake_cases()[1]]), js, merge=False)  # fmt: skip
     assert carried == []  # without --merge only `large` would be kept, and there is none
+
+
+def test_freshness_runs_alone_before_the_world_s_runtime_starts(tmp_path: Path, monkeypatch) -> None:
+    import bench.run as bench_run
+
+    calls: list[str] = []
+
+    def freshness_apart(args, quick) -> CaseResult:
+        calls.append("freshness")
+        return CaseResult("freshness", "6 · Freshness", "p99 40 ms")
+
+    def runtime_cases(args, size, quick, names, results, report) -> None:
+        calls.append(f"world runtime for {names}")
+        results.update({n: CaseResult(n, bench_run.TITLES[n], "measured") for n in names})
+
+    monkeypatch.setattr(bench_run, "_freshness_apart", freshness_apart)
+    monkeypatch.setattr(bench_run, "_runtime_cases", runtime_cases)
+    out = ["--md", str(tmp_path / "b.md"), "--json", str(tmp_path / "b.json")]
+    assert bench_run.main(["--case", "feed", "--case", "freshness", "--case", "memory", *out]) == 0
+    assert calls == ["freshness", "world runtime for ['feed', 'memory']"]
+    calls.clear()
+    assert bench_run.main(["--case", "freshness", *out]) == 0
+    assert calls == ["freshness"]  # no world to start for it
