@@ -19,7 +19,9 @@ Figures: the wall time from seed returned to ready and the posts/s over it (post
 when the seed returned / that time) — the judged ratio against bare — and end to end, from the first
 write to ready (posts / (seed + catch-up)). Encodes are counted from the workers' own counters: the
 embedding worker's encodes (posts it handled minus vectors it reused) plus the interest worker's
-(posts a like overtook); every post is encoded exactly once when that sum equals the posts.
+(posts a like overtook); every post is encoded exactly once when that sum equals the posts. Where
+the CPU went: the runtime's total, each worker loop's own thread (``cpu_seconds`` in its health),
+and what bare encode would need for the same posts (its CPU per text in this run).
 """
 
 from __future__ import annotations
@@ -149,7 +151,9 @@ def run(
     best = max(BATCH_SIZES, key=lambda b: sweep[str(b)])
     half = max(1, bare_texts // 2)
     sample_a, sample_b = spread_sample(texts, half, 0), spread_sample(texts, half, 2)
+    bare_cpu = time.process_time()  # this process's CPU, the model's helper threads included
     bare_a = bare.seconds(sample_a, best)
+    bare_cpu = time.process_time() - bare_cpu
     say(f"  catch-up: bare encode sweep {', '.join(f'{b}: {r:,.0f}/s' for b, r in sweep.items())};"
         f" sample A at batch {best}: {len(sample_a) / bare_a:,.0f} posts/s")  # fmt: skip
 
@@ -191,7 +195,9 @@ def run(
         time.sleep(poll)
     cpu = cpu_delta(cpu_before, cpu_snapshot(lab.info.pid))
     catchup_s, seed_s = ready["at"] - t_seeded, t_seeded - t_seed
+    cpu_b = time.process_time()
     bare_b = bare.seconds(sample_b, best)
+    bare_cpu += time.process_time() - cpu_b
     check_health(session)
     mark_seeded(session, first_seed_seconds=round(seed_s, 1), first_catchup_seconds=round(catchup_s, 1))
     describe_world(session, counts, reused=False, seed_seconds=seed_s, catchup_seconds=catchup_s)
@@ -204,6 +210,13 @@ def run(
     total_encodes = ready["encodes"]
     workers = ready["workers"]
     emb, interest = workers.get("embedding-worker", {}), workers.get("interest-worker", {})
+    # Where the runtime's CPU went: each worker loop's own thread (ConsumerStats.cpu_seconds), and the
+    # CPU the model alone would need for these posts (bare encode's CPU per text, same run).
+    worker_cpu = {
+        name: round(float(w.get("cpu_seconds", 0.0)) - float(at_seed["workers"].get(name, {}).get("cpu_seconds", 0.0)), 1)
+        for name, w in workers.items() if "cpu_seconds" in w
+    }  # fmt: skip
+    model_cpu_s = bare_cpu / (len(sample_a) + len(sample_b)) * left_at_seed
     say(f"  catch-up: ready {catchup_s:.1f}s after the seed returned ({seed_s:.1f}s seeding): {window_rate:,.0f} posts/s"
         f" in the window, {e2e_rate:,.0f} end to end; bare {bare_rate:,.0f}/s (A {len(sample_a) / bare_a:,.0f},"
         f" B {len(sample_b) / bare_b:,.0f}); {total_encodes} encodes for {posts} posts")  # fmt: skip
@@ -241,6 +254,9 @@ def run(
         "vector_index": ready["index"],
         "feature_checks": feature_checks,
         "runtime_cpu_s": cpu.get("runtime_cpu_s"),
+        "worker_thread_cpu_s": worker_cpu,
+        "bare_cpu_s_for_these_posts": model_cpu_s,
+        "bare_posts_per_cpu_s": (len(sample_a) + len(sample_b)) / bare_cpu if bare_cpu > 0 else None,
         "machine_busy_cpu_s": cpu.get("machine_busy_cpu_s"),
         "machine_total_cpu_s": cpu.get("machine_total_cpu_s"),
         "other_processes_cpu_s": cpu.get("other_processes_cpu_s"),
@@ -274,6 +290,15 @@ def run(
             + (f", other processes {other:.0f} of the machine's {cpu['machine_total_cpu_s']:.0f} CPU-s" if other is not None else "")
             + f"; optimize() ran {len(ready['index'].get('optimize_seconds', []))} times for"
             f" {sum(ready['index'].get('optimize_seconds', [])):.1f} s (in a child process: CPU, not the GIL)."
+            f" Bare encode needs {model_cpu_s:.0f} CPU-s for the {left_at_seed:,} posts (its CPU per text in this"
+            f" run), so the runtime spent {cpu.get('runtime_cpu_s', 0) - model_cpu_s:.0f} CPU-s beyond the model's."
+            " By worker thread (the model's compute on the embedding and interest threads included, its helper"
+            " threads not): " + ", ".join(f"{n} {v:.0f}" for n, v in sorted(worker_cpu.items(), key=lambda kv: -kv[1]))
+            + " CPU-s."
+            + (f" The machine stood idle for {cpu['machine_total_cpu_s'] - cpu['machine_busy_cpu_s']:.0f} CPU-s of the window:"
+               " the embedding and interest workers take turns under the encode-once lock, and the model waits"
+               " while the holder looks vectors up and upserts them, and while the GIL runs the other workers."
+               if cpu.get("machine_total_cpu_s") is not None and cpu.get("machine_busy_cpu_s") is not None else "")
         )
     result.seconds = time.perf_counter() - started
     return result

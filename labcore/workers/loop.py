@@ -31,6 +31,9 @@ class ConsumerStats:
     failures: int = 0
     last_error: str | None = None
     last_batch_at: float | None = None
+    # CPU of this loop's own thread while handling and acking (``time.thread_time``): where a worker
+    # spends the machine. Threads a handler's library starts (the model's helpers) are not in it.
+    cpu_seconds: float = 0.0
 
 
 @dataclass
@@ -60,8 +63,12 @@ class ConsumerLoop:
                 records = subscription.poll(self.batch_size, self.poll_timeout_ms)
                 if not records:
                     continue
-                self.handle(records)
-                subscription.ack(records)
+                cpu_before = time.thread_time()
+                try:
+                    self.handle(records)
+                    subscription.ack(records)
+                finally:
+                    self.stats.cpu_seconds += time.thread_time() - cpu_before
                 self.stats.handled += len(records)
                 self.stats.last_batch_at = time.time()
                 metrics.EVENTS_HANDLED.labels(self.group).inc(len(records))
