@@ -3,7 +3,7 @@
 Its own runtime on a wiped ``/tmp/feedlab-bench-large``: case 2's catch-up measurement (seed →
 every post encoded once, indexed, with fresh features; against bare encode in the same run), then
 case 3's sequential feed loop, then case 8's peak RSS of the runtime. It takes long (100,000
-encodes: ~10 min on a quiet 2-core machine), so it is not in the default run:
+encodes: 17 min of catch-up, 19 min in all, on a 2-core machine), so it is not in the default run:
 ``feedlab bench --case large`` runs it alone and updates only this section of the report; a
 default run carries the last large section over (with its own date and load average).
 """
