@@ -295,9 +295,7 @@ def run(
             " By worker thread (the model's compute on the embedding and interest threads included, its helper"
             " threads not): " + ", ".join(f"{n} {v:.0f}" for n, v in sorted(worker_cpu.items(), key=lambda kv: -kv[1]))
             + " CPU-s."
-            + (f" The machine stood idle for {cpu['machine_total_cpu_s'] - cpu['machine_busy_cpu_s']:.0f} CPU-s of the window:"
-               " the embedding and interest workers take turns under the encode-once lock, and the model waits"
-               " while the holder looks vectors up and upserts them, and while the GIL runs the other workers."
+            + (f" The machine stood idle for {cpu['machine_total_cpu_s'] - cpu['machine_busy_cpu_s']:.0f} CPU-s of the window."
                if cpu.get("machine_total_cpu_s") is not None and cpu.get("machine_busy_cpu_s") is not None else "")
         )
     result.seconds = time.perf_counter() - started
