@@ -56,10 +56,15 @@ class BareEncoder:
         self.model.encode(["warm up"] * 16, batch_size=16, show_progress_bar=False)
 
     def seconds(self, texts: list[str], batch_size: int) -> float:
-        start = time.perf_counter()
+        return self.timed(texts, batch_size)[0]
+
+    def timed(self, texts: list[str], batch_size: int) -> tuple[float, float]:
+        """``(wall seconds, CPU seconds)`` to encode ``texts``; the CPU is this process's, the model's
+        helper threads included."""
+        start, cpu = time.perf_counter(), time.process_time()
         self.model.encode(texts, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True,
                           show_progress_bar=False)  # fmt: skip
-        return time.perf_counter() - start
+        return time.perf_counter() - start, time.process_time() - cpu
 
     def sweep(self, texts: list[str], batch1_texts: int) -> dict[str, float]:
         """posts/s at each of ``BATCH_SIZES`` (batch 1 on the first ``batch1_texts`` only: it is slow)."""
@@ -151,9 +156,7 @@ def run(
     best = max(BATCH_SIZES, key=lambda b: sweep[str(b)])
     half = max(1, bare_texts // 2)
     sample_a, sample_b = spread_sample(texts, half, 0), spread_sample(texts, half, 2)
-    bare_cpu = time.process_time()  # this process's CPU, the model's helper threads included
-    bare_a = bare.seconds(sample_a, best)
-    bare_cpu = time.process_time() - bare_cpu
+    bare_a, bare_cpu_a = bare.timed(sample_a, best)
     say(f"  catch-up: bare encode sweep {', '.join(f'{b}: {r:,.0f}/s' for b, r in sweep.items())};"
         f" sample A at batch {best}: {len(sample_a) / bare_a:,.0f} posts/s")  # fmt: skip
 
@@ -195,9 +198,8 @@ def run(
         time.sleep(poll)
     cpu = cpu_delta(cpu_before, cpu_snapshot(lab.info.pid))
     catchup_s, seed_s = ready["at"] - t_seeded, t_seeded - t_seed
-    cpu_b = time.process_time()
-    bare_b = bare.seconds(sample_b, best)
-    bare_cpu += time.process_time() - cpu_b
+    bare_b, bare_cpu_b = bare.timed(sample_b, best)
+    bare_cpu = bare_cpu_a + bare_cpu_b
     check_health(session)
     mark_seeded(session, first_seed_seconds=round(seed_s, 1), first_catchup_seconds=round(catchup_s, 1))
     describe_world(session, counts, reused=False, seed_seconds=seed_s, catchup_seconds=catchup_s)
@@ -213,7 +215,7 @@ def run(
     # Where the runtime's CPU went: each worker loop's own thread (ConsumerStats.cpu_seconds), and the
     # CPU the model alone would need for these posts (bare encode's CPU per text, same run).
     worker_cpu = {
-        name: round(float(w.get("cpu_seconds", 0.0)) - float(at_seed["workers"].get(name, {}).get("cpu_seconds", 0.0)), 1)
+        name: round(w["cpu_seconds"] - at_seed["workers"].get(name, {}).get("cpu_seconds", 0.0), 1)
         for name, w in workers.items() if "cpu_seconds" in w
     }  # fmt: skip
     model_cpu_s = bare_cpu / (len(sample_a) + len(sample_b)) * left_at_seed

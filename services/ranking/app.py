@@ -101,8 +101,9 @@ def create_app(
 
 def create_app_from_settings(settings: Settings) -> FastAPI:
     """The service as the settings describe it (``FEEDLAB_RANKING_MODEL``, ``..._TREATMENT``, ``..._SHARE``)."""
-    try:
-        scorer = Scorer.from_settings(settings)
-    except ValueError as exc:  # an unknown version: the service must not start
-        raise SystemExit(str(exc)) from exc
-    return create_app(scorer=scorer)
+    return create_app(
+        settings.ranking_model,
+        treatment=settings.ranking_treatment,
+        treatment_share=settings.ranking_treatment_share,
+        models_dir=settings.models_dir,
+    )
