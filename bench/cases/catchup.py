@@ -21,11 +21,15 @@ write to ready (posts / (seed + catch-up)). Encodes are counted from the workers
 embedding worker's encodes (posts it handled minus vectors it reused) plus the interest worker's
 (posts a like overtook); every post is encoded exactly once when that sum equals the posts. Where
 the CPU went: the runtime's total, each worker loop's own thread (``cpu_seconds`` in its health),
-and what bare encode would need for the same posts (its CPU per text in this run).
+and what bare encode would need for the same posts (its CPU per text in this run). Where the time
+went: the embedder's own counters (``embedder`` in the health) give how busy the model was over the
+window and how fast it ran while busy; bare encode called in the workers' mean call size tells the
+call sizes' share of the gap from the model's share of the CPU beside the rest of the runtime.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -58,12 +62,14 @@ class BareEncoder:
     def seconds(self, texts: list[str], batch_size: int) -> float:
         return self.timed(texts, batch_size)[0]
 
-    def timed(self, texts: list[str], batch_size: int) -> tuple[float, float]:
-        """``(wall seconds, CPU seconds)`` to encode ``texts``; the CPU is this process's, the model's
-        helper threads included."""
+    def timed(self, texts: list[str], batch_size: int, call_texts: int | None = None) -> tuple[float, float]:
+        """``(wall seconds, CPU seconds)`` to encode ``texts``, in one call or in calls of ``call_texts``
+        (as the workers call the model); the CPU is this process's, the model's helper threads included."""
+        step = call_texts or len(texts)
         start, cpu = time.perf_counter(), time.process_time()
-        self.model.encode(texts, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True,
-                          show_progress_bar=False)  # fmt: skip
+        for i in range(0, len(texts), step):
+            self.model.encode(texts[i : i + step], batch_size=batch_size, convert_to_numpy=True,
+                              normalize_embeddings=True, show_progress_bar=False)  # fmt: skip
         return time.perf_counter() - start, time.process_time() - cpu
 
     def sweep(self, texts: list[str], batch1_texts: int) -> dict[str, float]:
@@ -200,6 +206,14 @@ def run(
     catchup_s, seed_s = ready["at"] - t_seeded, t_seeded - t_seed
     bare_b, bare_cpu_b = bare.timed(sample_b, best)
     bare_cpu = bare_cpu_a + bare_cpu_b
+    # The model in the runtime over the window: how busy, and how fast while busy (its own counters).
+    model = model_window(at_seed["workers"].get("embedder", {}), ready["workers"].get("embedder", {}), catchup_s)
+    # Bare encode called as the workers call it (their mean call size, the runtime's forward batch), idle
+    # machine: what the call sizes alone cost, apart from sharing the CPU with the rest of the runtime.
+    forward = lab.settings.embedding_forward_batch_size
+    if model["calls"]:
+        calls_s, _ = bare.timed(sample_a, forward, max(1, round(model["mean_call_texts"])))
+        model["bare_posts_per_s_in_worker_calls"] = len(sample_a) / calls_s
     check_health(session)
     mark_seeded(session, first_seed_seconds=round(seed_s, 1), first_catchup_seconds=round(catchup_s, 1))
     describe_world(session, counts, reused=False, seed_seconds=seed_s, catchup_seconds=catchup_s)
@@ -262,6 +276,7 @@ def run(
         "machine_busy_cpu_s": cpu.get("machine_busy_cpu_s"),
         "machine_total_cpu_s": cpu.get("machine_total_cpu_s"),
         "other_processes_cpu_s": cpu.get("other_processes_cpu_s"),
+        "model_in_window": model,
         "worker_failures": ready["failures"],
         "progress_s_embedded_indexed": _thin(progress, 80),
     }  # fmt: skip
@@ -300,8 +315,47 @@ def run(
             + (f" The machine stood idle for {cpu['machine_total_cpu_s'] - cpu['machine_busy_cpu_s']:.0f} CPU-s of the window."
                if cpu.get("machine_total_cpu_s") is not None and cpu.get("machine_busy_cpu_s") is not None else "")
         )
+        if model["calls"]:
+            result.notes.append(model_note(model, bare_rate, forward))
     result.seconds = time.perf_counter() - started
     return result
+
+
+def model_window(before: dict[str, Any], after: dict[str, Any], window_s: float) -> dict[str, Any]:
+    """The embedder's counters (``/health`` → workers → embedder) over the window: calls, texts, the
+    seconds the model ran, how busy that kept it and how fast it went while running."""
+    calls = int(after.get("calls", 0)) - int(before.get("calls", 0))
+    texts = int(after.get("texts", 0)) - int(before.get("texts", 0))
+    busy = float(after.get("model_seconds", 0.0)) - float(before.get("model_seconds", 0.0))
+    return {
+        "calls": calls,
+        "texts": texts,
+        "model_seconds": busy,
+        "busy_fraction": busy / window_s if window_s > 0 else None,
+        "texts_per_model_second": texts / busy if busy > 0 else None,
+        "mean_call_texts": texts / calls if calls else None,
+    }
+
+
+def model_note(model: dict[str, Any], bare_rate: float, forward: int) -> str:
+    """The ratio taken apart: window rate = busy fraction × the model's rate while busy, and that rate
+    against bare = (the workers' call sizes) × (the model's share of the CPU beside the rest of the runtime)."""
+    rate = model["texts_per_model_second"] or 0.0
+    in_calls = model.get("bare_posts_per_s_in_worker_calls")
+    text = (
+        f"The model in the runtime: {model['calls']} calls of {model['mean_call_texts']:.0f} texts on average ran"
+        f" {model['model_seconds']:.1f} s, busy {model['busy_fraction']:.0%} of the window, at {rate:,.0f} texts/s"
+        f" while running = {rate / bare_rate:.2f} of bare. So the ratio is about busy × that"
+        f" = {model['busy_fraction'] * rate / bare_rate:.2f}."
+    )
+    if in_calls:
+        text += (
+            f" Bare encode in calls of that size (forward batch {forward}, idle machine) ran {in_calls:,.0f}/s ="
+            f" {in_calls / bare_rate:.2f} of bare in one call: what the workers' call sizes cost. The rest,"
+            f" {rate / in_calls:.2f}, is the model's share of the {os.cpu_count()} cores while the runtime's other work (fan-out,"
+            " feature writes, the relay, the workers' own Python) runs beside it."
+        )
+    return text
 
 
 def _thin(rows: list[Any], keep: int) -> list[Any]:

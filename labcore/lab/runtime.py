@@ -179,6 +179,7 @@ class Runtime:
         loops = build_workers(stack, writer=writer)
         self._spawn("outbox-relay", relay.run)
         self.reports["outbox-relay"] = lambda: {"published": relay.published, "last_error": relay.last_error}
+        self.reports["embedder"] = stack.embedder.stats  # the model the embedding and interest workers share
         for name, loop in loops.items():
             self._spawn(name, loop.run)
             self.reports[name] = _loop_report(loop)

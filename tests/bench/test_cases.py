@@ -49,6 +49,22 @@ def test_catchup_counts_each_encode_once_whichever_worker_made_it() -> None:
     assert catchup.encodes({}) == 0
 
 
+def test_catchup_takes_the_ratio_apart_from_the_embedder_s_counters() -> None:
+    before = {"calls": 2, "texts": 2, "model_seconds": 0.5}
+    after = {"calls": 42, "texts": 3002, "model_seconds": 24.5}
+    model = catchup.model_window(before, after, 30.0)
+    assert (model["calls"], model["texts"], model["model_seconds"]) == (40, 3000, 24.0)
+    assert model["busy_fraction"] == 0.8 and model["texts_per_model_second"] == 125.0
+    assert model["mean_call_texts"] == 75.0
+    model["bare_posts_per_s_in_worker_calls"] = 150.0
+    note = catchup.model_note(model, bare_rate=160.0, forward=32)
+    # busy 80 % × 125/160 while running = 0.62; call sizes 150/160; the CPU share beside the rest 125/150
+    assert "busy 80% of the window" in note and "= 0.78 of bare" in note and "= 0.62." in note
+    assert "= 0.94 of bare in one call" in note and "The rest, 0.83," in note
+    idle = catchup.model_window({}, {}, 30.0)
+    assert idle["calls"] == 0 and idle["texts_per_model_second"] is None and idle["mean_call_texts"] is None
+
+
 def test_catchup_is_indexed_when_every_post_has_a_point_and_the_unindexed_tail_is_under_the_policy() -> None:
     assert catchup.index_done({"points": 20000, "indexed": 17000, "optimize_after": 5000}, 20000)
     assert not catchup.index_done({"points": 20000, "indexed": 15000, "optimize_after": 5000}, 20000)

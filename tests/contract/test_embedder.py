@@ -9,6 +9,7 @@ tests/integration/test_embeddings.py.)
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -50,3 +51,27 @@ def test_the_fake_pins_exact_vectors_and_counts_calls() -> None:
     fake = HashEmbedder({"brand new post": pinned})
     np.testing.assert_allclose(fake.encode(["brand new post"])[0], pinned / 2.0)
     assert fake.calls == 1 and fake.loaded and fake.load() is fake
+
+
+def test_stats_count_the_calls_the_texts_and_the_time_inside_the_model() -> None:
+    # The runtime's /health lists these under "embedder"; the catch-up benchmark divides them by its
+    # window (how busy the model was) and by each other (how fast it ran there).
+    for embedder in (Embedder(batch_size=2), HashEmbedder(batch_size=2)):
+        before = embedder.stats()
+        embedder.encode(TEXTS)
+        embedder.encode(TEXTS[:1])
+        after = embedder.stats()
+        assert after["calls"] - before["calls"] == 2
+        assert after["texts"] - before["texts"] == 4
+        assert after["model_seconds"] > before["model_seconds"]
+
+
+def test_stats_answer_while_a_call_holds_the_model() -> None:
+    # /health must not wait for a catch-up's second-long encode to finish.
+    embedder = Embedder(batch_size=2).load()
+    with embedder._lock:  # as a running encode holds it
+        done = []
+        reader = threading.Thread(target=lambda: done.append(embedder.stats()))
+        reader.start()
+        reader.join(timeout=5)
+        assert done and done[0]["calls"] >= 0

@@ -38,6 +38,16 @@ def busiest_reader(lab: LabClient) -> str:
     return max(counts, key=counts.get)
 
 
+
+def test_health_reports_what_the_shared_model_did(lab: LabClient) -> None:
+    # The embedding and interest workers share one model; its counters say how much it ran (the
+    # catch-up benchmark divides them by its window).
+    workers = lab.health()["workers"]
+    model = workers["embedder"]
+    encoded = workers["embedding-worker"]["posts"] - workers["embedding-worker"]["reused"]
+    assert model["texts"] >= encoded + workers["interest-worker"]["embedded"] >= 150
+    assert model["calls"] >= 1 and model["model_seconds"] > 0
+
 def test_feed_reports_every_stage(lab: LabClient) -> None:
     feed = lab.feed(busiest_reader(lab))
     assert feed["items"] and feed["fallbacks"] == []
