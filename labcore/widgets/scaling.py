@@ -238,6 +238,20 @@ def benchmark_frame(report: Any) -> pd.DataFrame:
     return pd.DataFrame({"figure": list(flat), "value": [str(v) for v in flat.values()]})
 
 
+def missed_explained(report: Mapping[str, Any]) -> str:
+    """Markdown: for each case whose target was missed, the report's own account of the miss — its
+    notes from the first that starts "Missed" (the measured shortfall, then where the time went)."""
+    parts = []
+    for case in report["cases"]:
+        if verdict(case) != "missed":
+            continue
+        notes = case.get("notes", [])
+        start = next((i for i, note in enumerate(notes) if note.startswith("Missed")), len(notes))
+        lines = [f"- {note}" for note in notes[start:]] or ["- (the report gives no explanation)"]
+        parts.append(f"**{case['title']}** — {case['headline']}\n\n" + "\n".join(lines))
+    return "\n\n".join(parts) if parts else "Every target in this report was met."
+
+
 def load_benchmark_report(path: Path) -> str | pd.DataFrame:
     """Markdown as text, JSON as a table."""
     if path.suffix == ".json":

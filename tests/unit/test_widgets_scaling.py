@@ -14,6 +14,7 @@ from labcore.widgets.scaling import (
     find_benchmark_report,
     load_benchmark_report,
     mailbox_bound,
+    missed_explained,
     summarize_feeds,
 )
 
@@ -70,3 +71,21 @@ def test_a_feed_latency_json_report_shows_its_summary_not_its_samples(tmp_path: 
 def test_a_list_of_results_is_one_row_each() -> None:
     frame = benchmark_frame([{"name": "a", "ms": 1.0}, {"name": "b", "ms": 2.0}])
     assert list(frame["name"]) == ["a", "b"] and list(frame["ms"]) == [1.0, 2.0]
+
+
+def test_a_missed_target_is_shown_with_the_report_s_account_of_it() -> None:
+    def case(title: str, met: bool | None, notes: list[str]) -> dict:
+        return {"title": title, "headline": f"{title} headline", "met": met, "notes": notes}
+
+    report = {"cases": [
+        case("2 · Catch-up", False, ["How it was run.", "Missed, measured: 89 vs 155 posts/s.", "The model in the runtime: busy 94%."]),
+        case("1 · Fan-out", True, ["Missed nothing here."]),
+        case("8 · Memory", None, []),
+        case("4 · Feed, 8 clients", False, ["How it was run."]),
+    ]}  # fmt: skip
+    text = missed_explained(report)
+    assert "**2 · Catch-up** — 2 · Catch-up headline" in text
+    assert "- Missed, measured: 89 vs 155 posts/s.\n- The model in the runtime: busy 94%." in text
+    assert "How it was run." not in text and "Fan-out" not in text and "Memory" not in text
+    assert "**4 · Feed, 8 clients**" in text and "(the report gives no explanation)" in text
+    assert missed_explained({"cases": [case("1 · Fan-out", True, [])]}) == "Every target in this report was met."
