@@ -408,7 +408,8 @@ class HashEmbedder:
     Each lower-cased word maps to a fixed random unit direction (seeded by its CRC-32); a text is
     the normalized sum of its words, so texts sharing words are closer than texts that share none.
     ``table`` pins exact vectors for whole texts where a test needs them. ``calls`` counts
-    ``encode`` calls (``stats()`` as the real one reports them). The lab itself never uses this: discovery runs on the real model or not at all.
+    ``encode`` calls (``stats()`` reports them as the real one does). The lab itself never uses this:
+    discovery runs on the real model or not at all.
     """
 
     def __init__(self, table: Mapping[str, np.ndarray] | None = None, *, dim: int = DIM, batch_size: int = 128) -> None:

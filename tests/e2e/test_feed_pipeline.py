@@ -38,7 +38,6 @@ def busiest_reader(lab: LabClient) -> str:
     return max(counts, key=counts.get)
 
 
-
 def test_health_reports_what_the_shared_model_did(lab: LabClient) -> None:
     # The embedding and interest workers share one model; its counters say how much it ran (the
     # catch-up benchmark divides them by its window).
@@ -47,6 +46,7 @@ def test_health_reports_what_the_shared_model_did(lab: LabClient) -> None:
     encoded = workers["embedding-worker"]["posts"] - workers["embedding-worker"]["reused"]
     assert model["texts"] >= encoded + workers["interest-worker"]["embedded"] >= 150
     assert model["calls"] >= 1 and model["model_seconds"] > 0
+
 
 def test_feed_reports_every_stage(lab: LabClient) -> None:
     feed = lab.feed(busiest_reader(lab))
