@@ -11,11 +11,13 @@ much of the sequential rate survives, p99 and max how long a request waits in th
 
 from __future__ import annotations
 
+import os
 import random
 import statistics
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 
@@ -99,6 +101,7 @@ def run(
         "requests_per_second": throughput,
         "client_ms": client_ms,
         "server_ms": server_ms,
+        "client_ms_mean": statistics.fmean(s.client_ms for s in flat),
         "queueing_ms_p50": statistics.median(s.client_ms - s.server_ms for s in flat),
         "stage_p50_ms": {n: pcts([s.stages.get(n, 0.0) for s in flat])["p50"] for n in stage_names},
         "stage_p99_ms": {n: pcts([s.stages.get(n, 0.0) for s in flat])["p99"] for n in stage_names},
@@ -123,5 +126,29 @@ def run(
             f" queueing {result.figures['queueing_ms_p50']:.1f} ms); the runtime was busy"
             f" {result.figures['runtime_cores_busy'] or 0:.2f} cores."
         )
+        result.notes.append(queue_note(result.figures, cores=os.cpu_count() or 1))
     result.seconds = time.perf_counter() - started
     return result
+
+
+def queue_note(figures: dict[str, Any], cores: int) -> str:
+    """Why the limit is out of reach, from the case's own figures: with ``clients`` requests always in
+    flight, each spends clients / throughput in the system on average (Little's law), so no request
+    above the limit needs clients / limit requests/s; the CPU each request costs caps what the cores
+    can give."""
+    clients, throughput = figures["clients"], figures["requests_per_second"]
+    needed = clients / (MAX_LIMIT_MS / 1000)
+    text = (
+        f"Why, by Little's law: {clients} requests always in flight at {throughput:.1f} requests/s spend"
+        f" {1000 * clients / throughput:.0f} ms each in the system on average (measured mean"
+        f" {figures['client_ms_mean']:.0f} ms). Keeping every request under {MAX_LIMIT_MS:.0f} ms with {clients} in"
+        f" flight needs at least {needed:.0f} requests/s, {needed / throughput:.1f}x this throughput."
+    )
+    cpu_ms = figures.get("runtime_cpu_ms_per_request")
+    if cpu_ms:
+        cap = cores * 1000 / cpu_ms
+        text += (
+            f" At {cpu_ms:.1f} ms of runtime CPU per request, even all {cores} cores busy would serve at most"
+            f" {cap:.0f} requests/s; the runtime's stages hold the GIL, so it used {figures['runtime_cores_busy'] or 0:.2f}."
+        )
+    return text

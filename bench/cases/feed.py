@@ -110,7 +110,25 @@ def run(
             f" {s['stage_sum_ms']['p50']:.1f} ms stage sum; the runtime used"
             f" {s['runtime_cpu_ms_per_request'] or 0:.1f} ms of CPU per request"
             + (f", other processes {other:.1f} CPU-s of the loop's {cpu['machine_total_cpu_s']:.1f}" if other is not None else "")
-            + "."
+            + ". "
+            + budget_note(stage_p50, s["runtime_cpu_ms_per_request"])
         )
     result.seconds = time.perf_counter() - started
     return result
+
+
+def budget_note(stage_p50: dict[str, float], cpu_ms_per_request: float | None) -> str:
+    """What meeting the p50 limit would take: the request's CPU cut to the limit (the requests run one
+    at a time, so a request's time is its CPU), and how far the stages other than the slowest are already."""
+    slowest = max(stage_p50, key=stage_p50.get)
+    others = sum(ms for name, ms in stage_p50.items() if name != slowest)
+    text = (
+        f"Without {slowest} the other stages' p50s still add up to {others:.1f} ms"
+        f" of the {P50_LIMIT_MS:.0f} ms p50 budget."
+    )
+    if cpu_ms_per_request:
+        text = (
+            f"A p50 of {P50_LIMIT_MS:.0f} ms needs the runtime's CPU per request cut"
+            f" {cpu_ms_per_request / P50_LIMIT_MS:.1f}x. " + text
+        )
+    return text

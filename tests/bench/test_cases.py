@@ -14,7 +14,7 @@ import os
 import signal
 from pathlib import Path
 
-from bench.cases import catchup, fanout, memory, recall
+from bench.cases import catchup, concurrency, fanout, feed, memory, recall
 from bench.cases.freshness import _pcts
 from labcore.lab import cli
 
@@ -63,6 +63,26 @@ def test_catchup_takes_the_ratio_apart_from_the_embedder_s_counters() -> None:
     assert "= 0.94 of bare in one call" in note and "The rest, 0.83," in note
     idle = catchup.model_window({}, {}, 30.0)
     assert idle["calls"] == 0 and idle["texts_per_model_second"] is None and idle["mean_call_texts"] is None
+
+
+def test_feed_latency_says_what_its_p50_limit_would_take() -> None:
+    stages = {"stage1_retrieval": 5.0, "stage3_feature_fetch": 18.8, "stage3_ranking": 0.9, "stage2_filter": 4.1}
+    note = feed.budget_note(stages, cpu_ms_per_request=36.0)
+    assert "cut 3.0x" in note and "Without stage3_feature_fetch" in note and "add up to 10.0 ms of the 12 ms" in note
+    assert "CPU" not in feed.budget_note(stages, cpu_ms_per_request=None)
+
+
+def test_concurrency_explains_its_miss_by_little_s_law_and_the_cpu_a_request_costs() -> None:
+    figures = {
+        "clients": 8, "requests_per_second": 20.0, "client_ms_mean": 390.0,
+        "runtime_cpu_ms_per_request": 50.0, "runtime_cores_busy": 1.2,
+    }  # fmt: skip
+    note = concurrency.queue_note(figures, cores=2)
+    # 8 in flight / 20 per s = 400 ms each; under 100 ms needs 8 / 0.1 s = 80 per s = 4x; 2 cores / 50 ms = 40 per s
+    assert "spend 400 ms each" in note and "measured mean 390 ms" in note
+    assert "at least 80 requests/s, 4.0x this throughput" in note
+    assert "at most 40 requests/s" in note and "used 1.20" in note
+    assert "CPU" not in concurrency.queue_note({**figures, "runtime_cpu_ms_per_request": None}, cores=2)
 
 
 def test_catchup_is_indexed_when_every_post_has_a_point_and_the_unindexed_tail_is_under_the_policy() -> None:
