@@ -4,9 +4,10 @@
 back to back (no think time) for users drawn with a per-thread seeded RNG from the same users as
 case 3, after a warm-up that reads once for each of those users (sequentially: first reads rebuild
 the mailbox) and a short concurrent one. Each request is ``bench.feed_latency.one_request`` (any non-200 or
-fallback aborts the case). Target: no request above 100 ms. The runtime serves on one event loop
-and the stages hold the GIL, so requests queue rather than run in parallel: throughput shows how
-much of the sequential rate survives, p99 and max how long a request waits in that queue.
+fallback aborts the case). Target: no request above 100 ms. The stages hold the GIL, so the API
+computes ``feed_concurrency`` feeds at once (1 in the embedded profile) and queues the rest:
+throughput shows how much of the sequential rate survives, p99 and max how long a request waits in
+that queue. ``FEEDLAB_FEED_CONCURRENCY=N`` runs the case with N slots.
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ def run(
     )  # fmt: skip
     result.figures = {
         "clients": clients,
+        "feed_slots": lab.settings.resolved_feed_concurrency(),
         "requests": len(flat),
         "wall_seconds": wall,
         "requests_per_second": throughput,
@@ -116,8 +118,9 @@ def run(
     result.notes = [
         f"{clients} threads, one keep-alive httpx client each, back-to-back GET /feed/?user_id= on the"
         f" {session.size} world right after case 3 (same users, other seeds); the bench client runs on the same"
-        " 2 cores as the runtime. queueing_ms = client time − server latency_ms (time spent waiting for the"
-        " event loop and in HTTP).",
+        f" 2 cores as the runtime. The API computes {result.figures['feed_slots']} feed(s) at once"
+        " (feed_concurrency) and queues the rest; queueing_ms = client time − server latency_ms (time spent"
+        " waiting for a slot and in HTTP).",
     ]
     if result.met is False:
         result.notes.append(

@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import anyio
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -109,6 +110,8 @@ def create_app(
     app.state.writes = writes or WritePath(stack)
     app.state.workers = workers or {}
     app.state.pipeline = pipeline or FeedPipeline(stack)
+    # Admission control: feed requests beyond the slots wait here instead of sharing the GIL.
+    app.state.feed_slots = anyio.CapacityLimiter(stack.settings.resolved_feed_concurrency())
     # Base64 inflates by 4/3; allow that plus room for the JSON around it.
     max_body = stack.settings.media_max_bytes * 4 // 3 + stack.settings.content_max_chars * 4 + 64 * 1024
 

@@ -1,14 +1,17 @@
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
+import anyio
 from fastapi import APIRouter, Query
 
-from labcore.feed.pipeline import FeedResult
-from services.api.deps import PipelineDep
+from labcore.feed.pipeline import FeedPipeline, FeedResult
+from services.api.deps import FeedSlotsDep, PipelineDep
 from services.api.schemas import FeedExplain, FeedItemPublic, FeedPublic, JourneyPublic
 
 router = APIRouter(prefix="/feed", tags=["feed"])
+T = TypeVar("T")
 
 UserId = Annotated[str, Query(min_length=1, max_length=64)]
 Limit = Annotated[int | None, Query(ge=1, le=200)]
@@ -46,15 +49,29 @@ def feed_public(result: FeedResult) -> dict:
     )
 
 
+async def admitted(slots: anyio.CapacityLimiter, build: Callable[[], T]) -> T:
+    """Run ``build`` on a worker thread once one of the ``feed_concurrency`` slots is free.
+
+    A feed request is CPU-bound Python: requests running side by side share the GIL and the cores and
+    each takes longer than it would alone. Waiting for a slot costs nothing; the wait shows as client
+    time minus the response's ``latency_ms``.
+    """
+    return await anyio.to_thread.run_sync(build, limiter=slots)
+
+
 @router.get("/", response_model=FeedPublic)
-def feed(pipeline: PipelineDep, user_id: UserId, limit: Limit = None) -> FeedPublic:
+async def feed(pipeline: PipelineDep, slots: FeedSlotsDep, user_id: UserId, limit: Limit = None) -> FeedPublic:
     """The ranked feed, with candidate counts, the fallbacks used and per-stage latency."""
-    return FeedPublic(**feed_public(pipeline.run(user_id, limit)))
+    return await admitted(slots, lambda: FeedPublic(**feed_public(pipeline.run(user_id, limit))))
 
 
 @router.get("/explain", response_model=FeedExplain)
-def explain(pipeline: PipelineDep, user_id: UserId, limit: Limit = None) -> FeedExplain:
+async def explain(pipeline: PipelineDep, slots: FeedSlotsDep, user_id: UserId, limit: Limit = None) -> FeedExplain:
     """The same request, plus every candidate's journey: source, filter, features, score, rank."""
+    return await admitted(slots, lambda: _explain(pipeline, user_id, limit))
+
+
+def _explain(pipeline: FeedPipeline, user_id: str, limit: int | None) -> FeedExplain:
     result = pipeline.run(user_id, limit)
     journeys = [
         JourneyPublic(
