@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from labcore.bootstrap import build_stack
+from labcore.bootstrap import Stack, build_stack
 from labcore.errors import NotFound
 from labcore.feed.pipeline import FeedResult
 from labcore.settings import Settings
@@ -44,7 +44,7 @@ class OverlapRecorder:
         return FeedResult(user_id=user_id, items=[], journeys=[])
 
 
-def client_for(tmp_path: Path, embedded_redis, engines, slots: int) -> tuple[TestClient, OverlapRecorder, object]:  # noqa: ANN001
+def client_for(tmp_path: Path, embedded_redis, engines, slots: int) -> tuple[TestClient, OverlapRecorder, Stack]:  # noqa: ANN001
     s3 = engines.get("seaweedfs")
     settings = Settings(
         data_dir=tmp_path, redis_url=embedded_redis.url, feed_concurrency=slots,
@@ -82,9 +82,11 @@ def test_an_error_inside_an_admitted_run_keeps_its_status(admission: tuple[TestC
 
 def test_the_slots_come_from_the_settings(tmp_path: Path, embedded_redis, engines) -> None:  # noqa: ANN001
     client, recorder, stack = client_for(tmp_path, embedded_redis, engines, slots=1)
-    with client, ThreadPoolExecutor(4) as pool:
-        assert [r.status_code for r in pool.map(client.get, [f"/feed/?user_id=u{i}" for i in range(4)])] == [200] * 4
-    stack.close()
+    try:
+        with client, ThreadPoolExecutor(4) as pool:
+            assert [r.status_code for r in pool.map(client.get, [f"/feed/?user_id=u{i}" for i in range(4)])] == [200] * 4
+    finally:
+        stack.close()
     assert recorder.most == 1
 
 
